@@ -1,0 +1,3 @@
+"""The REST API of every service, mounted under /api/."""
+
+urlpatterns: list = []

@@ -1,0 +1,1 @@
+"""PostgreSQL with one schema per service alias (see `base.DatabaseWrapper`)."""

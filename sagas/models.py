@@ -1,0 +1,1 @@
+"""Tables of the saga log and the backbone (schema `sagas`)."""

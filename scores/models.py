@@ -1,0 +1,23 @@
+"""Tables of the scores service (schema `scores`)."""
+from django.db import models
+
+from sagas.messaging_models import AbstractInboxMessage, AbstractOutboxMessage
+
+
+class OutboxMessage(AbstractOutboxMessage):
+    class Meta(AbstractOutboxMessage.Meta):
+        constraints = [
+            models.UniqueConstraint(
+                fields=["aggregate_type", "partition_key", "aggregate_version"], name="scores_outbox_one_version"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["id"], condition=models.Q(status="PENDING"), name="scores_outbox_pending"),
+        ]
+
+
+class InboxMessage(AbstractInboxMessage):
+    class Meta(AbstractInboxMessage.Meta):
+        constraints = [
+            models.UniqueConstraint(fields=["consumer", "message_id"], name="scores_inbox_once"),
+        ]

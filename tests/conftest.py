@@ -1,0 +1,32 @@
+"""Session fixtures: fresh test databases, a clean broker, a real Celery worker."""
+import pytest
+import redis
+from django.conf import settings
+from django.core.management import call_command
+
+from tests.support.databases import recreate_test_databases
+from tests.support.workers import CeleryWorker
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_blocker):
+    """Create the `_test` databases and migrate every alias, as `migrate_all` does in production."""
+    with django_db_blocker.unblock():
+        recreate_test_databases()
+        call_command("migrate_all", interactive=False, verbosity=0)
+
+
+@pytest.fixture(scope="session")
+def broker(django_db_setup) -> redis.Redis:
+    """The test broker, emptied once: no message from an earlier run is consumed."""
+    client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    client.flushdb()
+    return client
+
+
+@pytest.fixture(scope="session")
+def celery_worker(broker):
+    """One real worker for the whole session, consuming every service queue."""
+    worker = CeleryWorker("session").start()
+    yield worker
+    worker.stop()
