@@ -36,6 +36,14 @@ class AbstractOutboxMessage(models.Model):
     class Meta:
         abstract = True
         ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["aggregate_type", "partition_key", "aggregate_version"], name="%(app_label)s_outbox_version"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["id"], condition=models.Q(status="PENDING"), name="%(app_label)s_outbox_pending"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.type} {self.partition_key} v{self.aggregate_version} [{self.status}]"
@@ -51,6 +59,9 @@ class AbstractInboxMessage(models.Model):
 
     class Meta:
         abstract = True
+        constraints = [
+            models.UniqueConstraint(fields=["consumer", "message_id"], name="%(app_label)s_inbox_once"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.consumer}: {self.type} {self.message_id}"

@@ -1,23 +1,60 @@
-"""Tables of the scores service (schema `scores`)."""
+"""Tables of the Score Engine (schema `scores`)."""
+from django.core.validators import RegexValidator
 from django.db import models
 
 from sagas.messaging_models import AbstractInboxMessage, AbstractOutboxMessage
 
+player_id_validator = RegexValidator(r"^[A-Za-z0-9_.-]{1,64}$", "1-64 letters, digits, '_', '.' or '-'.")
+
+
+class Player(models.Model):
+    """A registered player; a suspended one cannot enter a tournament."""
+
+    id = models.CharField(primary_key=True, max_length=64, validators=[player_id_validator])
+    name = models.CharField(max_length=200)
+    suspended = models.BooleanField(default=False)
+    version = models.PositiveIntegerField(default=1)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.id} ({self.name}){' [suspended]' if self.suspended else ''}"
+
+
+class LedgerEvent(models.Model):
+    """One immutable event of a (tournament, player) score stream.
+
+    The unique (stream, version) pair is the optimistic lock of event sourcing:
+    two writers appending the same next version conflict, and one retries.
+    """
+
+    tournament_id = models.UUIDField()
+    player_id = models.CharField(max_length=64)
+    version = models.PositiveIntegerField()
+    type = models.CharField(max_length=100)
+    schema_version = models.PositiveSmallIntegerField(default=1)
+    payload = models.JSONField(default=dict)
+    causation_id = models.CharField(max_length=100, blank=True, default="", help_text="The message that caused it.")
+    recorded_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["tournament_id", "player_id", "version"]
+        constraints = [
+            models.UniqueConstraint(fields=["tournament_id", "player_id", "version"], name="ledger_event_version"),
+            models.CheckConstraint(condition=models.Q(version__gte=1), name="ledger_event_version_positive"),
+        ]
+        indexes = [models.Index(fields=["player_id", "tournament_id", "recorded_at"], name="ledger_event_as_of")]
+
+    def __str__(self) -> str:
+        return f"{self.tournament_id}/{self.player_id} v{self.version} {self.type}"
+
 
 class OutboxMessage(AbstractOutboxMessage):
-    class Meta(AbstractOutboxMessage.Meta):
-        constraints = [
-            models.UniqueConstraint(
-                fields=["aggregate_type", "partition_key", "aggregate_version"], name="scores_outbox_one_version"
-            ),
-        ]
-        indexes = [
-            models.Index(fields=["id"], condition=models.Q(status="PENDING"), name="scores_outbox_pending"),
-        ]
+    """Events of the Score Engine, written in the transaction of the change they announce."""
 
 
 class InboxMessage(AbstractInboxMessage):
-    class Meta(AbstractInboxMessage.Meta):
-        constraints = [
-            models.UniqueConstraint(fields=["consumer", "message_id"], name="scores_inbox_once"),
-        ]
+    """Messages the Score Engine has applied (idempotency by unique constraint)."""

@@ -1,43 +1,27 @@
 """The README's run command starts web, worker and beat, answers /healthz, and stops on Ctrl-C."""
 import os
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
 
 import psutil
-import psycopg
 import requests
-from django.conf import settings
-from django.db import connections
 
+from config.embedded_services import EmbeddedRedis
+from tests.support.servers import drop_database, free_port, scratch_database
 from tests.support.waiting import wait_until
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def fresh_database(name: str) -> str:
-    s = connections["default"].settings_dict
-    with psycopg.connect(host=s["HOST"], port=s["PORT"], user=s["USER"], password=s["PASSWORD"] or None,
-                         dbname="postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    auth = s["USER"] + (f":{s['PASSWORD']}" if s["PASSWORD"] else "")
-    return f"postgres://{auth}@{s['HOST']}:{s['PORT']}/{name}"
-
-
-def test_make_run_serves_healthz_and_stops_cleanly_on_ctrl_c(django_db_setup):
-    # given its own database and broker database, so it shares nothing with the test worker
+def test_make_run_serves_healthz_and_stops_cleanly_on_ctrl_c(django_db_setup, tmp_path):
+    # given its own database and its own broker, so it shares nothing with the test worker
     port = free_port()
-    broker_url = settings.CELERY_BROKER_URL.rsplit("/", 1)[0] + "/15"
-    env = {**os.environ, "DATABASE_URL": fresh_database("runcommand_test"), "CELERY_BROKER_URL": broker_url,
+    broker = EmbeddedRedis(data_dir=tmp_path, port=free_port())
+    broker.start()
+    database_name, database_url = scratch_database("runcommand")
+    env = {**os.environ, "DATABASE_URL": database_url, "CELERY_BROKER_URL": broker.url,
            "WEB_BIND": f"127.0.0.1:{port}", "DJANGO_SETTINGS_MODULE": "config.settings.base"}
     started = time.monotonic()
     process = subprocess.Popen(["make", "run"], cwd=BASE_DIR, env=env, start_new_session=True,
@@ -54,6 +38,8 @@ def test_make_run_serves_healthz_and_stops_cleanly_on_ctrl_c(django_db_setup):
         # and Ctrl-C (SIGINT to the foreground group) stops every process it started
         os.killpg(process.pid, signal.SIGINT)
         output, _ = process.communicate(timeout=60)
+        broker.stop()
+        drop_database(database_name)
     assert "API token:" in output
     for child in children:
         assert not child.is_running() or child.status() == psutil.STATUS_ZOMBIE, child.cmdline()

@@ -1,23 +1,57 @@
-"""Tables of the tournament service (schema `tournament`)."""
+"""Tables of the Match Engine (schema `tournament`)."""
+import uuid
+
 from django.db import models
 
 from sagas.messaging_models import AbstractInboxMessage, AbstractOutboxMessage
 
 
-class OutboxMessage(AbstractOutboxMessage):
-    class Meta(AbstractOutboxMessage.Meta):
+class TournamentStatus(models.TextChoices):
+    PENDING = "PENDING"
+    ACTIVE = "ACTIVE"
+    CANCELLED = "CANCELLED"
+    COMPLETED = "COMPLETED"
+
+
+class Tournament(models.Model):
+    """A tournament; `PENDING` while its creation saga runs (it then accepts no results)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=200)
+    status = models.CharField(max_length=10, choices=TournamentStatus.choices, default=TournamentStatus.PENDING)
+    saga_id = models.UUIDField(null=True, blank=True, db_index=True)
+    version = models.PositiveIntegerField(default=1, help_text="Incremented on every change (optimistic locking).")
+    cancel_reason = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["status", "-created_at"], name="tournament_status_created")]
+
+    def __str__(self) -> str:
+        return f"{self.name} [{self.status}]"
+
+
+class Participant(models.Model):
+    """A player (owned by the Score Engine, referenced by id only) entered in a tournament."""
+
+    tournament = models.ForeignKey(Tournament, on_delete=models.CASCADE, related_name="participants")
+    player_id = models.CharField(max_length=64)
+
+    class Meta:
+        ordering = ["id"]
         constraints = [
-            models.UniqueConstraint(
-                fields=["aggregate_type", "partition_key", "aggregate_version"], name="tournament_outbox_one_version"
-            ),
+            models.UniqueConstraint(fields=["tournament", "player_id"], name="participant_once_per_tournament"),
         ]
-        indexes = [
-            models.Index(fields=["id"], condition=models.Q(status="PENDING"), name="tournament_outbox_pending"),
-        ]
+
+    def __str__(self) -> str:
+        return f"{self.player_id} in {self.tournament_id}"
+
+
+class OutboxMessage(AbstractOutboxMessage):
+    """Events of the Match Engine, written in the transaction of the change they announce."""
 
 
 class InboxMessage(AbstractInboxMessage):
-    class Meta(AbstractInboxMessage.Meta):
-        constraints = [
-            models.UniqueConstraint(fields=["consumer", "message_id"], name="tournament_inbox_once"),
-        ]
+    """Messages the Match Engine has applied (idempotency by unique constraint)."""

@@ -1,13 +1,11 @@
 """`/healthz` reports every database alias and the broker, and a stopped broker as a 503."""
-import socket
-import tempfile
-from pathlib import Path
 
 import pytest
 from django.db import connections
 from django.test import Client
 
 from config.embedded_services import EmbeddedRedis
+from tests.support.servers import free_port
 from tests.support.waiting import wait_until
 
 
@@ -20,15 +18,9 @@ def test_healthz_is_green_when_everything_answers(client: Client):
     assert set(body["checks"]) == {f"database:{alias}" for alias in connections} | {"broker"}
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
-def private_redis():
-    redis = EmbeddedRedis(data_dir=Path(tempfile.mkdtemp()), port=free_port())
+def private_redis(tmp_path):
+    redis = EmbeddedRedis(data_dir=tmp_path, port=free_port())
     redis.start()
     yield redis
     redis.stop()
