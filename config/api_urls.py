@@ -1,3 +1,9 @@
 """The REST API of every service, mounted under /api/."""
+from django.urls import include, path
 
-urlpatterns: list = []
+urlpatterns = [
+    path("", include("tournament.urls")),
+    path("", include("scores.urls")),
+    path("", include("sagas.urls")),
+    path("", include("leaderboard.urls")),
+]

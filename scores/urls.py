@@ -1,0 +1,4 @@
+"""REST routes of the scores app, mounted under /api/."""
+from django.urls import path  # noqa: F401
+
+urlpatterns: list = []
