@@ -7,6 +7,8 @@ from django.core.management import call_command
 from tests.support.databases import recreate_test_databases
 from tests.support.workers import CeleryWorker
 
+pytest_plugins = ["tests.support.sagas"]
+
 
 @pytest.fixture(scope="session")
 def django_db_setup(django_db_blocker):

@@ -176,6 +176,27 @@ CELERY_BEAT_SCHEDULE: dict = {}
 CELERY_BEAT_LOCK_TIMEOUT = env_int("CELERY_BEAT_LOCK_TIMEOUT", 30)
 CELERY_TIMEZONE = TIME_ZONE
 
+# SAGAS
+# Seconds a step may stand still before the watchdog re-sends it (longer than
+# a step's longest retry backoff), and a saga's overall deadline after which
+# it compensates instead. Steps retry transient errors with exponential
+# backoff and full jitter: SAGAS_RETRY_BACKOFF * 2**n, at most _MAX seconds.
+SAGAS_STEP_TIMEOUT = float(os.environ.get("SAGAS_STEP_TIMEOUT", "60"))
+SAGAS_DEADLINE = float(os.environ.get("SAGAS_DEADLINE", "600"))
+SAGAS_STEP_MAX_RETRIES = env_int("SAGAS_STEP_MAX_RETRIES", 5)
+SAGAS_RETRY_BACKOFF = float(os.environ.get("SAGAS_RETRY_BACKOFF", "1"))
+SAGAS_RETRY_BACKOFF_MAX = float(os.environ.get("SAGAS_RETRY_BACKOFF_MAX", "30"))
+# Compensation re-drives without progress before a saga is FAILED for an operator.
+SAGAS_MAX_REDRIVES = env_int("SAGAS_MAX_REDRIVES", 10)
+SAGAS_WATCHDOG_INTERVAL = float(os.environ.get("SAGAS_WATCHDOG_INTERVAL", "10"))
+# Test and drill only: lets `sagas.faults` inject failures armed in Redis.
+SAGAS_FAULT_INJECTION = env_bool("SAGAS_FAULT_INJECTION", False)
+CELERY_BEAT_SCHEDULE["sagas-watchdog"] = {
+    "task": "sagas.watchdog",
+    "schedule": SAGAS_WATCHDOG_INTERVAL,
+    "options": {"expires": SAGAS_WATCHDOG_INTERVAL},
+}
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

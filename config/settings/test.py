@@ -4,6 +4,8 @@ Every alias's database name gets a `_test` suffix; `tests/conftest.py` creates
 those databases afresh and migrates them, and the Celery workers the tests
 start use these settings too, so test and worker see the same data.
 """
+import os
+
 from .base import *  # noqa: F401,F403
 from .base import DATABASES
 
@@ -15,3 +17,11 @@ for _config in DATABASES.values():
     _config["CONN_MAX_AGE"] = 0
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# Sagas: short deadlines and backoffs so recovery tests take seconds; faults injectable.
+SAGAS_STEP_TIMEOUT = float(os.environ.get("SAGAS_STEP_TIMEOUT", "3"))
+SAGAS_DEADLINE = float(os.environ.get("SAGAS_DEADLINE", "20"))
+SAGAS_RETRY_BACKOFF = float(os.environ.get("SAGAS_RETRY_BACKOFF", "0.05"))
+SAGAS_RETRY_BACKOFF_MAX = float(os.environ.get("SAGAS_RETRY_BACKOFF_MAX", "0.5"))
+SAGAS_STEP_MAX_RETRIES = int(os.environ.get("SAGAS_STEP_MAX_RETRIES", "3"))
+SAGAS_FAULT_INJECTION = True
