@@ -109,7 +109,10 @@ def saga_start(*, definition: SagaDefinition, payload: dict[str, Any], correlati
 def _saga_create(*, definition: SagaDefinition, payload: dict[str, Any], correlation_id: str,
                  idempotency_key: str | None, fingerprint: str) -> StartedSaga:
     now = timezone.now()
-    fields = dict(payload=payload, correlation_id=correlation_id, request_fingerprint=fingerprint,
+    saga_id = uuid.uuid4()
+    # With no caller's correlation id (a request id, say), the saga's own id correlates its messages.
+    fields = dict(id=saga_id, payload=payload, correlation_id=correlation_id or str(saga_id),
+                  request_fingerprint=fingerprint,
                   deadline=now + _seconds("SAGAS_DEADLINE"), stalled_after=now + _seconds("SAGAS_STEP_TIMEOUT"))
     if idempotency_key is None:
         return StartedSaga(Saga.objects.using(ALIAS).create(type=definition.name, **fields), created=True)

@@ -26,16 +26,13 @@ def player_register(*, player_id: str, name: str) -> Player:
 
 
 @transaction.atomic(using=ALIAS, durable=True)
-def player_update(*, player_id: str, suspended: bool | None = None, name: str | None = None) -> Player:
-    """Suspend, lift or rename a player (Player.DoesNotExist if unknown); the version moves on a change."""
+def player_update(*, player_id: str, suspended: bool) -> Player:
+    """Suspend a player or lift the suspension (Player.DoesNotExist if unknown); the version moves on a change."""
     player = Player.objects.using(ALIAS).select_for_update().get(id=player_id)
-    changes = {field: value for field, value in (("suspended", suspended), ("name", name))
-               if value is not None and getattr(player, field) != value}
-    if changes:
-        for field, value in changes.items():
-            setattr(player, field, value)
+    if player.suspended != suspended:
+        player.suspended = suspended
         player.version += 1
-        player.save(using=ALIAS, update_fields=[*changes, "version", "updated_at"])
+        player.save(using=ALIAS, update_fields=["suspended", "version", "updated_at"])
     return player
 
 

@@ -7,7 +7,7 @@ from django.core.management import call_command
 from tests.support.databases import recreate_test_databases
 from tests.support.workers import CeleryWorker
 
-pytest_plugins = ["tests.support.sagas"]
+pytest_plugins = ["tests.support.sagas", "tests.support.api"]
 
 
 @pytest.fixture(scope="session")

@@ -25,7 +25,11 @@ PARTICIPANTS_MIN, PARTICIPANTS_MAX = 2, 256
 
 
 class TournamentInvalid(ValueError):
-    """The request breaks a rule of tournament creation; the message says which."""
+    """The request breaks a rule of tournament creation; the message says which, `field` where."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,13 +42,13 @@ class TournamentStarted:
 def tournament_validate(*, name: str, participants: list[str]) -> None:
     """Raise TournamentInvalid unless the name is 1-200 characters and there are 2-256 distinct participants."""
     if not isinstance(name, str) or not name.strip() or len(name) > NAME_MAX:
-        raise TournamentInvalid(f"name must be 1 to {NAME_MAX} characters")
+        raise TournamentInvalid("name", f"name must be 1 to {NAME_MAX} characters")
     if len(set(participants)) != len(participants):
         duplicates = sorted({p for p in participants if participants.count(p) > 1})
-        raise TournamentInvalid(f"participants must be distinct; repeated: {', '.join(duplicates)}")
+        raise TournamentInvalid("participants", f"participants must be distinct; repeated: {', '.join(duplicates)}")
     if not PARTICIPANTS_MIN <= len(participants) <= PARTICIPANTS_MAX:
         raise TournamentInvalid(
-            f"a tournament needs {PARTICIPANTS_MIN} to {PARTICIPANTS_MAX} participants, got {len(participants)}")
+            "participants", f"a tournament needs {PARTICIPANTS_MIN} to {PARTICIPANTS_MAX} participants, got {len(participants)}")
 
 
 def tournament_create(*, name: str, participants: list[str], idempotency_key: str | None = None,

@@ -1,4 +1,9 @@
 """REST routes of the tournament app, mounted under /api/."""
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from tournament.api import TournamentDetailView, TournamentListCreateView
+
+urlpatterns = [
+    path("tournaments/", TournamentListCreateView.as_view(), name="tournament-list"),
+    path("tournaments/<uuid:pk>/", TournamentDetailView.as_view(), name="tournament-detail"),
+]
