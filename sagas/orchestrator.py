@@ -235,8 +235,15 @@ def attempt_succeeded(*, saga_id: str, step: int, kind: str, attempt: Attempt, s
             changes = {"current_step": remaining[0]}
         else:
             changes = {"state": SagaState.COMPENSATED, "finished_at": timezone.now()}
-    return _advance(saga_id, expected_version=attempt.saga_version, in_state=_expected_state(kind), at_step=step,
-                    **changes)
+    advanced = _advance(saga_id, expected_version=attempt.saga_version, in_state=_expected_state(kind),
+                        at_step=step, **changes)
+    if advanced:
+        # Attempts of this step still RUNNING will never report: their worker died (or they
+        # will find the log moved on). Close them so the timeline does not show them running.
+        SagaStepAttempt.objects.using(ALIAS).filter(
+            saga_id=saga_id, step=step, kind=kind, status=StepStatus.RUNNING).exclude(id=attempt.id).update(
+            status=StepStatus.FAILED, finished_at=timezone.now(), error="no outcome reported (worker lost?)")
+    return advanced
 
 
 def _advance(saga_id: str | uuid.UUID, *, expected_version: int, in_state: str | None = None,

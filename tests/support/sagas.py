@@ -90,3 +90,14 @@ class SagaHarness:
 def sagas(celery_worker) -> SagaHarness:
     """A saga harness bound to this test (with the session's real worker running)."""
     return SagaHarness()
+
+
+def recovering(predicate, *, message: str, timeout: float = 60.0):
+    """Wait for `predicate` while running the watchdog, as beat would, between polls."""
+    from sagas.orchestrator import sagas_recover
+
+    def recovered():
+        sagas_recover()
+        return predicate()
+
+    return wait_until(recovered, timeout=timeout, interval=0.5, message=message)
