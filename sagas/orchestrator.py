@@ -220,8 +220,10 @@ def attempt_finish(*, attempt_id: int, status: str, error: str = "") -> None:
 
 @transaction.atomic(using=ALIAS, durable=True)
 def attempt_succeeded(*, saga_id: str, step: int, kind: str, attempt: Attempt, status: str) -> bool:
-    """Record the step done and move the saga on; return False if another runner already did."""
-    attempt_finish(attempt_id=attempt.id, status=status)
+    """Record the step done and move the saga on; return False if another runner already did.
+
+    Locks in one order everywhere, the saga row before attempt rows, so racing runners cannot deadlock.
+    """
     saga = Saga.objects.using(ALIAS).only("type").get(id=saga_id)
     definition = definition_get(saga.type)
     if kind == StepKind.ACTION:
@@ -237,6 +239,7 @@ def attempt_succeeded(*, saga_id: str, step: int, kind: str, attempt: Attempt, s
             changes = {"state": SagaState.COMPENSATED, "finished_at": timezone.now()}
     advanced = _advance(saga_id, expected_version=attempt.saga_version, in_state=_expected_state(kind),
                         at_step=step, **changes)
+    attempt_finish(attempt_id=attempt.id, status=status)
     if advanced:
         # Attempts of this step still RUNNING will never report: their worker died (or they
         # will find the log moved on). Close them so the timeline does not show them running.
