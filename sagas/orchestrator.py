@@ -21,7 +21,7 @@ from typing import Any
 from celery import chain
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
 from config.celery import app
@@ -98,7 +98,7 @@ def saga_start(*, definition: SagaDefinition, payload: dict[str, Any], correlati
 
         if saga.state == SagaState.STARTED and saga.current_step == 0:
             if step_run_inline(task_name=definition.steps[0].action, command=step_command(saga, 0, StepKind.ACTION)):
-                saga.refresh_from_db(using=ALIAS)
+                saga.current_step = 1  # what this run's conditional update just recorded
                 saga_dispatch(saga)
     elif started.created:
         saga_dispatch(saga)
@@ -190,10 +190,13 @@ def _expected_state(kind: str) -> str:
     return SagaState.STARTED if kind == StepKind.ACTION else SagaState.COMPENSATING
 
 
-@transaction.atomic(using=ALIAS, durable=True)
 def attempt_begin(*, saga_id: str, step: int, kind: str, task_id: str, worker: str, attempt: int) -> Attempt | None:
-    """Record an attempt at a step; return None when the log has moved on (a stale or duplicate message)."""
-    saga = Saga.objects.using(ALIAS).filter(id=saga_id).first()
+    """Record an attempt at a step; return None when the log has moved on (a stale or duplicate message).
+
+    Two statements, no transaction: the row is a record, not a decision; the
+    decision is `attempt_succeeded`'s conditional update.
+    """
+    saga = Saga.objects.using(ALIAS).only("type", "state", "current_step", "version").filter(id=saga_id).first()
     if saga is None:
         return None
     now = timezone.now()
@@ -206,9 +209,6 @@ def attempt_begin(*, saga_id: str, step: int, kind: str, task_id: str, worker: s
         row.save(using=ALIAS)
         return None
     row.save(using=ALIAS)
-    # A heartbeat, not a state change: the version stays, so no racing runner is fenced off by it.
-    Saga.objects.using(ALIAS).filter(id=saga_id, version=saga.version).update(
-        stalled_after=now + _seconds("SAGAS_STEP_TIMEOUT"))
     return Attempt(id=row.id, saga_version=saga.version)
 
 
@@ -218,14 +218,20 @@ def attempt_finish(*, attempt_id: int, status: str, error: str = "") -> None:
         status=status, error=error[:4000], finished_at=timezone.now())
 
 
-@transaction.atomic(using=ALIAS, durable=True)
-def attempt_succeeded(*, saga_id: str, step: int, kind: str, attempt: Attempt, status: str) -> bool:
+def attempt_retrying(*, saga_id: str, countdown: float) -> None:
+    """Keep the watchdog off a step that waits `countdown` seconds to retry (a heartbeat, not a state change)."""
+    Saga.objects.using(ALIAS).filter(id=saga_id).update(
+        stalled_after=timezone.now() + timedelta(seconds=countdown) + _seconds("SAGAS_STEP_TIMEOUT"))
+
+
+def attempt_succeeded(*, saga_id: str, saga_type: str, step: int, kind: str, attempt: Attempt, status: str) -> bool:
     """Record the step done and move the saga on; return False if another runner already did.
 
-    Locks in one order everywhere, the saga row before attempt rows, so racing runners cannot deadlock.
+    The conditional update is the decision and commits first; closing the
+    attempt rows after it is bookkeeping (one statement each, so racing
+    runners hold no locks across them and cannot deadlock).
     """
-    saga = Saga.objects.using(ALIAS).only("type").get(id=saga_id)
-    definition = definition_get(saga.type)
+    definition = definition_get(saga_type)
     if kind == StepKind.ACTION:
         if step + 1 < len(definition.steps):
             changes = {"current_step": step + 1}
@@ -239,13 +245,16 @@ def attempt_succeeded(*, saga_id: str, step: int, kind: str, attempt: Attempt, s
             changes = {"state": SagaState.COMPENSATED, "finished_at": timezone.now()}
     advanced = _advance(saga_id, expected_version=attempt.saga_version, in_state=_expected_state(kind),
                         at_step=step, **changes)
-    attempt_finish(attempt_id=attempt.id, status=status)
+    attempts = SagaStepAttempt.objects.using(ALIAS).filter(id=attempt.id)
     if advanced:
         # Attempts of this step still RUNNING will never report: their worker died (or they
         # will find the log moved on). Close them so the timeline does not show them running.
-        SagaStepAttempt.objects.using(ALIAS).filter(
-            saga_id=saga_id, step=step, kind=kind, status=StepStatus.RUNNING).exclude(id=attempt.id).update(
-            status=StepStatus.FAILED, finished_at=timezone.now(), error="no outcome reported (worker lost?)")
+        attempts = SagaStepAttempt.objects.using(ALIAS).filter(
+            Q(id=attempt.id) | Q(saga_id=saga_id, step=step, kind=kind, status=StepStatus.RUNNING))
+    attempts.update(
+        status=Case(When(id=attempt.id, then=Value(status)), default=Value(StepStatus.FAILED)),
+        error=Case(When(id=attempt.id, then=Value("")), default=Value("no outcome reported (worker lost?)")),
+        finished_at=timezone.now())
     return advanced
 
 

@@ -14,6 +14,7 @@ import dataclasses
 import logging
 import os
 import signal
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -30,6 +31,7 @@ from sagas.models import StepKind, StepStatus
 from sagas.orchestrator import (
     attempt_begin,
     attempt_finish,
+    attempt_retrying,
     attempt_succeeded,
     retry_countdown,
     saga_dispatch,
@@ -38,6 +40,7 @@ from sagas.orchestrator import (
 )
 
 logger = logging.getLogger(__name__)
+_task_discovery = threading.Lock()
 
 
 class StepRefused(Exception):
@@ -154,7 +157,8 @@ def step_run(*, effect: Effect, alias: str, inbox: type[AbstractInboxMessage], c
         raise
     # SKIPPED: the effect was already there (a duplicate) or must never be (fenced); either way the saga moves on.
     status = StepStatus.SUCCEEDED if outcome == Outcome.APPLIED else StepStatus.SKIPPED
-    advanced = attempt_succeeded(saga_id=ctx.saga_id, step=ctx.step, kind=ctx.kind, attempt=began, status=status)
+    advanced = attempt_succeeded(saga_id=ctx.saga_id, saga_type=ctx.saga_type, step=ctx.step, kind=ctx.kind,
+                                 attempt=began, status=status)
     return StepRun(advanced=advanced, outcome=outcome)
 
 
@@ -189,8 +193,9 @@ def saga_step(*, name: str, alias: str, inbox: type[AbstractInboxMessage]) -> Ca
             except TRANSIENT_ERRORS as exc:
                 if self.request.retries >= settings.SAGAS_STEP_MAX_RETRIES:
                     raise
-                raise self.retry(exc=exc, countdown=retry_countdown(self.request.retries),
-                                 max_retries=settings.SAGAS_STEP_MAX_RETRIES) from exc
+                countdown = retry_countdown(self.request.retries)
+                attempt_retrying(saga_id=command["saga_id"], countdown=countdown)
+                raise self.retry(exc=exc, countdown=countdown, max_retries=settings.SAGAS_STEP_MAX_RETRIES) from exc
             if not run.advanced:
                 # The log moved on without this delivery (a duplicate, or compensation began):
                 # the rest of this chain belongs to whoever moved it.
@@ -212,8 +217,11 @@ def step_run_inline(*, task_name: str, command: dict[str, Any]) -> bool:
     retries it or lets the saga compensate, and the error is raised here.
     """
     if task_name not in app.tasks:
-        # A web process has not imported the apps' tasks modules yet (a worker does at start).
-        app.loader.import_default_modules()
+        # A web process has not imported the apps' tasks modules yet (a worker does at start);
+        # one thread imports them while any other waits.
+        with _task_discovery:
+            if task_name not in app.tasks:
+                app.loader.import_default_modules()
     task: SagaStepTask = app.tasks[task_name]
     try:
         run = step_run(effect=task.saga_effect, alias=task.saga_alias, inbox=task.saga_inbox, command=command,

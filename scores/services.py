@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from sagas.participant import StepRefused
 from scores.ledger import LedgerStatus, ledger_append, ledger_load
@@ -36,10 +37,10 @@ def player_update(*, player_id: str, suspended: bool) -> Player:
     return player
 
 
-# Saga steps: these join the step's transaction (not durable) so the participant's
-# inbox row commits together with their effect.
+# Saga steps: these join the step's transaction (not durable, no savepoint of their
+# own) so the participant's inbox row commits or rolls back together with their effect.
 
-@transaction.atomic(using=ALIAS)
+@transaction.atomic(using=ALIAS, savepoint=False)
 def ledgers_open(*, tournament_id: str, player_ids: list[str], causation_id: str) -> None:
     """Open a ledger (a LedgerOpened event) for each player; refuse unknown or suspended players.
 
@@ -54,14 +55,19 @@ def ledgers_open(*, tournament_id: str, player_ids: list[str], causation_id: str
     problems += [f"player {player_id!r} is suspended" for player_id in suspended]
     if problems:
         raise StepRefused("; ".join(problems))
-    for player_id in player_ids:
-        state = ledger_load(tournament_id=tournament_id, player_id=player_id)
-        if state.status == LedgerStatus.NONE:
-            ledger_append(state=state, event=LedgerOpened(tournament_id=tournament_id, player_id=player_id),
-                          causation_id=causation_id)
+    # A stream with events is open (or was closed): opening is idempotent per stream. The new
+    # streams start at version 1 in one statement; the unique (stream, version) still guards them.
+    started = set(LedgerEvent.objects.using(ALIAS).filter(tournament_id=tournament_id, player_id__in=player_ids)
+                  .values_list("player_id", flat=True).distinct())
+    now = timezone.now()
+    LedgerEvent.objects.using(ALIAS).bulk_create(
+        LedgerEvent(tournament_id=tournament_id, player_id=player_id, version=1, type=LedgerOpened.TYPE,
+                    schema_version=LedgerOpened.SCHEMA_VERSION, causation_id=causation_id, recorded_at=now,
+                    payload=LedgerOpened(tournament_id=tournament_id, player_id=player_id).to_payload())
+        for player_id in player_ids if player_id not in started)
 
 
-@transaction.atomic(using=ALIAS)
+@transaction.atomic(using=ALIAS, savepoint=False)
 def ledgers_close(*, tournament_id: str, opened_by: str, reason: str, causation_id: str) -> None:
     """Close the still-open ledgers of `tournament_id` that the message `opened_by` opened."""
     player_ids = LedgerEvent.objects.using(ALIAS).filter(

@@ -85,10 +85,10 @@ def _change(tournament: Tournament, event: Event, *, correlation_id: str, causat
             correlation_id=correlation_id, causation_id=causation_id)
 
 
-# Saga steps: these join the step's transaction (not durable) so the participant's
-# inbox row commits together with their effect.
+# Saga steps: these join the step's transaction (not durable, no savepoint of their
+# own) so the participant's inbox row commits or rolls back together with their effect.
 
-@transaction.atomic(using=ALIAS)
+@transaction.atomic(using=ALIAS, savepoint=False)
 def tournament_create_pending(*, tournament_id: str, name: str, participants: list[str], saga_id: str,
                               causation_id: str) -> Tournament:
     """Create the tournament PENDING (it accepts no results yet) with its participants; publish TournamentCreated."""
@@ -101,7 +101,7 @@ def tournament_create_pending(*, tournament_id: str, name: str, participants: li
     return tournament
 
 
-@transaction.atomic(using=ALIAS)
+@transaction.atomic(using=ALIAS, savepoint=False)
 def tournament_cancel(*, tournament_id: str, reason: str, correlation_id: str, causation_id: str) -> Tournament | None:
     """Cancel a PENDING or ACTIVE tournament with `reason`; a missing or already ended one is left as is."""
     tournament = Tournament.objects.using(ALIAS).select_for_update().filter(id=tournament_id).first()
@@ -113,7 +113,7 @@ def tournament_cancel(*, tournament_id: str, reason: str, correlation_id: str, c
     return tournament
 
 
-@transaction.atomic(using=ALIAS)
+@transaction.atomic(using=ALIAS, savepoint=False)
 def tournament_activate(*, tournament_id: str, correlation_id: str, causation_id: str) -> Tournament:
     """Open a PENDING tournament for results; refuse if it is no longer PENDING."""
     tournament = Tournament.objects.using(ALIAS).select_for_update().get(id=tournament_id)
