@@ -44,11 +44,12 @@ def player_update(*, player_id: str, suspended: bool) -> Player:
 def ledgers_open(*, tournament_id: str, player_ids: list[str], causation_id: str) -> None:
     """Open a ledger (a LedgerOpened event) for each player; refuse unknown or suspended players.
 
-    The players are locked (in id order, so concurrent sagas cannot deadlock)
-    until commit: a suspension cannot slip in between the check and the open.
+    The players are share-locked until commit: a suspension (an UPDATE) cannot
+    slip in between the check and the open, while sagas sharing players do not
+    wait for each other (FOR SHARE, which the ORM cannot express).
     """
-    players = {player.id: player for player in
-               Player.objects.using(ALIAS).select_for_update().filter(id__in=player_ids).order_by("id")}
+    players = {player.id: player for player in Player.objects.using(ALIAS).raw(
+        f"SELECT * FROM {Player._meta.db_table} WHERE id = ANY(%s) FOR SHARE", [list(player_ids)])}
     unknown = [player_id for player_id in player_ids if player_id not in players]
     suspended = [player_id for player_id in player_ids if player_id in players and players[player_id].suspended]
     problems = [f"unknown player {player_id!r}" for player_id in unknown]

@@ -143,6 +143,9 @@ class Command(BaseCommand):
         began = time.perf_counter()
         with ThreadPoolExecutor(max_workers=concurrency) as pool:
             saga_ids = list(pool.map(self._start_in_thread, rosters))
+        started = time.perf_counter() - began
+        self.stdout.write(f"  (all {len(saga_ids)} started in {started:.2f} s = {len(saga_ids) / started:.1f}/s, "
+                          f"step 1 included)")
         finished = self._wait_terminal(saga_ids)
         return self._report(f"sagas, {concurrency} threads", finished, time.perf_counter() - began)
 
