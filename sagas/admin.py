@@ -52,9 +52,6 @@ class SagaAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         # Viewing needs "view"; the actions below need "change" (they are operator interventions).
         return request.user.has_perm("sagas.change_saga")
 
-    def get_readonly_fields(self, request: HttpRequest, obj=None) -> list[str]:
-        return self.readonly_fields
-
     @admin.display(description="step")
     def step_name(self, saga: Saga) -> str:
         return DEFINITIONS[saga.type].steps[saga.current_step].name

@@ -1,5 +1,6 @@
 """Tasks of the orchestrator (queue `sagas`): the errback every step carries, and the watchdog."""
 import time
+from functools import cache
 
 import redis
 from celery import shared_task
@@ -29,4 +30,9 @@ def watchdog() -> str:
 def bench_noop(report_to: str = "", started: float = 0.0) -> None:
     """Do nothing: a link of the bare chain `bench_sagas` compares the engine with; the last one reports."""
     if report_to:
-        redis.Redis.from_url(settings.CELERY_BROKER_URL).rpush(report_to, time.time() - started)
+        _bench_redis().rpush(report_to, time.time() - started)
+
+
+@cache
+def _bench_redis() -> redis.Redis:
+    return redis.Redis.from_url(settings.CELERY_BROKER_URL)

@@ -9,8 +9,12 @@ import uuid
 import pytest
 from django.core.management import CommandError, call_command
 
+from celery.utils.functional import arity_greater
+
 from config.celery import app
+from sagas.definitions import CREATE_TOURNAMENT
 from sagas.models import RUNNING_STATES, Saga
+from sagas.orchestrator import _saga_create
 from scores.models import LedgerEvent
 from tests.support.sagas import SAGA_DATABASES, recovering
 from tests.support.waiting import wait_until
@@ -22,7 +26,7 @@ pytestmark = pytest.mark.django_db(transaction=True, databases=SAGA_DATABASES)
 A = "ACTION"
 
 
-def assert_each_effect_once(runs, players_by_run) -> None:
+def assert_each_effect_once(runs) -> None:
     """One LedgerOpened per (tournament, player) at most, and one tournament event per version."""
     for run in runs:
         opened = list(LedgerEvent.objects.using("scores").filter(tournament_id=run.tournament_id, version=1)
@@ -47,16 +51,16 @@ def test_a_pool_process_killed_in_step_two_is_replaced_and_the_step_applies_once
     step_two = [status for name, _, status in sagas.timeline(run.saga_id) if name == "open_ledgers"]
     assert step_two == ["FAILED", "SUCCEEDED" if point == "before_effect" else "SKIPPED"]
     assert LedgerEvent.objects.using("scores").filter(tournament_id=run.tournament_id).count() == 2
-    assert_each_effect_once([run], {})
+    assert_each_effect_once([run])
 
 
 @contextlib.contextmanager
-def only(worker_factory, session_worker):
+def session_worker_paused(session_worker):
     """Let only the workers this test starts consume the service queues, for its duration."""
     for queue in SERVICE_QUEUES:
         app.control.cancel_consumer(queue, destination=[session_worker.hostname], reply=True, timeout=5)
     try:
-        yield worker_factory
+        yield
     finally:
         for queue in SERVICE_QUEUES:
             app.control.add_consumer(queue, destination=[session_worker.hostname], reply=True, timeout=5)
@@ -67,7 +71,7 @@ def test_a_worker_killed_mid_step_and_restarted_leaves_every_saga_terminal_with_
     eligible = sagas.players(*[f"p{i}" for i in range(6)])
     suspended = sagas.players("sus", suspended=("sus",))
     rosters = [[eligible[i], eligible[(i + 1) % 6]] + (suspended if i % 3 == 0 else []) for i in range(6)]
-    with only(CeleryWorker, celery_worker):
+    with session_worker_paused(celery_worker):
         doomed = CeleryWorker(f"doomed-{uuid.uuid4().hex[:6]}").start()
         try:
             # given both pool processes of the only worker stuck in step 2
@@ -89,7 +93,7 @@ def test_a_worker_killed_mid_step_and_restarted_leaves_every_saga_terminal_with_
     for run, roster in zip(runs, rosters, strict=True):
         assert states[str(run.saga_id)] == ("COMPENSATED" if suspended[0] in roster else "COMPLETED")
     assert Saga.objects.using("sagas").filter(redrives__gt=0).count() >= 1
-    assert_each_effect_once(runs, {})
+    assert_each_effect_once(runs)
 
 
 def test_a_broker_that_loses_every_queued_message_mid_saga_is_recovered_by_the_watchdog(sagas, broker):
@@ -108,7 +112,7 @@ def test_a_broker_that_loses_every_queued_message_mid_saga_is_recovered_by_the_w
     assert Saga.objects.using("sagas").filter(redrives__gt=0).exists(), "no message was lost: the test proves nothing"
     for i, run in enumerate(runs):
         assert Saga.objects.using("sagas").get(id=run.saga_id).state == ("COMPENSATED" if i % 4 == 0 else "COMPLETED")
-    assert_each_effect_once(runs, {})
+    assert_each_effect_once(runs)
 
 
 def test_a_saga_past_its_overall_deadline_compensates_instead_of_retrying(sagas, settings):
@@ -134,3 +138,27 @@ def test_recover_sagas_refuses_a_bad_limit_with_exit_code_two():
     with pytest.raises(CommandError) as refused:
         call_command("recover_sagas", "--limit", "0")
     assert refused.value.returncode == 2
+
+
+def test_a_start_that_crashed_after_writing_the_saga_log_is_finished_by_the_beat_watchdog_task(sagas, settings):
+    players = sagas.players("ann", "bob")
+    # given the starter died right after committing the saga row: no tournament, no message
+    payload = {"tournament_id": str(uuid.uuid4()), "name": "Orphan cup", "participants": players}
+    # (the first half of saga_start, with no step run or sent after it)
+    saga = _saga_create(definition=CREATE_TOURNAMENT, payload=payload, correlation_id=sagas.correlation_id,
+                        idempotency_key=None, fingerprint="").saga
+    assert not Tournament.objects.using("tournament").filter(id=saga.payload["tournament_id"]).exists()
+    Saga.objects.using("sagas").filter(id=saga.id).update(stalled_after="2000-01-01T00:00Z")
+    # when beat's watchdog entry fires (sent to a worker like beat sends it)
+    entry = settings.CELERY_BEAT_SCHEDULE["sagas-watchdog"]
+    app.send_task(entry["task"], **entry["options"])
+    # then the saga runs from step 1 and the tournament exists, ACTIVE
+    assert sagas.wait_terminal(saga.id).state == "COMPLETED"
+    assert Tournament.objects.using("tournament").get(id=saga.payload["tournament_id"]).status == "ACTIVE"
+    assert Saga.objects.using("sagas").get(id=saga.id).redrives == 1
+
+
+def test_the_step_errback_is_sent_as_a_task_not_run_inline_in_the_failing_worker():
+    # Celery calls an errback inline (lost if that worker dies) when its task takes more than one
+    # positional argument; ours takes one, so it travels as a message like any task.
+    assert not arity_greater(app.tasks["sagas.step_failed"].__header__, 1)
