@@ -15,6 +15,7 @@ from config.celery import app
 from sagas.definitions import CREATE_TOURNAMENT
 from sagas.models import RUNNING_STATES, Saga
 from sagas.orchestrator import _saga_create
+from sagas.tasks import step_failed
 from scores.models import LedgerEvent
 from tests.support.sagas import SAGA_DATABASES, recovering
 from tests.support.waiting import wait_until
@@ -161,4 +162,4 @@ def test_a_start_that_crashed_after_writing_the_saga_log_is_finished_by_the_beat
 def test_the_step_errback_is_sent_as_a_task_not_run_inline_in_the_failing_worker():
     # Celery calls an errback inline (lost if that worker dies) when its task takes more than one
     # positional argument; ours takes one, so it travels as a message like any task.
-    assert not arity_greater(app.tasks["sagas.step_failed"].__header__, 1)
+    assert not arity_greater(step_failed.__header__, 1)
