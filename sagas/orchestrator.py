@@ -20,8 +20,8 @@ from typing import Any
 
 from celery import chain
 from django.conf import settings
-from django.db import IntegrityError, transaction
-from django.db.models import Case, F, Q, Value, When
+from django.db import IntegrityError, connections, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from config.celery import app
@@ -190,26 +190,43 @@ def _expected_state(kind: str) -> str:
     return SagaState.STARTED if kind == StepKind.ACTION else SagaState.COMPENSATING
 
 
-def attempt_begin(*, saga_id: str, step: int, kind: str, task_id: str, worker: str, attempt: int) -> Attempt | None:
+# The two statements every step runs are written as one SQL statement each (a CTE):
+# they are the engine's hot path, and a round trip costs more than the work.
+_ATTEMPT_BEGIN_SQL = """
+WITH saga AS (
+    SELECT id, version, (state = %(state)s AND current_step = %(step)s) AS current,
+           'ignored: the saga is ' || state || ' at step ' || current_step AS ignored
+    FROM sagas_saga WHERE id = %(saga_id)s
+), attempt AS (
+    INSERT INTO sagas_sagastepattempt
+        (saga_id, step, name, kind, status, attempt, task_id, worker, started_at, finished_at, error)
+    SELECT id, %(step)s, %(name)s, %(kind)s, CASE WHEN current THEN 'RUNNING' ELSE 'SKIPPED' END, %(attempt)s,
+           %(task_id)s, %(worker)s, %(now)s, CASE WHEN current THEN NULL ELSE %(now)s END,
+           CASE WHEN current THEN '' ELSE ignored END
+    FROM saga
+    RETURNING id, status
+)
+SELECT attempt.id, attempt.status, saga.version FROM attempt, saga
+"""
+
+
+def attempt_begin(*, saga_id: str, saga_type: str, step: int, kind: str, task_id: str, worker: str,
+                  attempt: int) -> Attempt | None:
     """Record an attempt at a step; return None when the log has moved on (a stale or duplicate message).
 
-    Two statements, no transaction: the row is a record, not a decision; the
-    decision is `attempt_succeeded`'s conditional update.
+    A stale delivery is recorded too (SKIPPED), so a duplicate is visible, and
+    visibly ignored. The row is a record, not a decision: the decision is
+    `attempt_succeeded`'s conditional update.
     """
-    saga = Saga.objects.using(ALIAS).only("type", "state", "current_step", "version").filter(id=saga_id).first()
-    if saga is None:
+    params = {"saga_id": saga_id, "state": _expected_state(kind), "step": step, "kind": kind, "attempt": attempt,
+              "name": definition_get(saga_type).steps[step].name, "task_id": task_id or "", "worker": worker or "",
+              "now": timezone.now()}
+    with connections[ALIAS].cursor() as cursor:
+        cursor.execute(_ATTEMPT_BEGIN_SQL, params)
+        row = cursor.fetchone()
+    if row is None or row[1] != StepStatus.RUNNING:
         return None
-    now = timezone.now()
-    row = SagaStepAttempt(saga_id=saga_id, step=step, name=definition_get(saga.type).steps[step].name, kind=kind,
-                          attempt=attempt, task_id=task_id or "", worker=worker or "", started_at=now)
-    if saga.state != _expected_state(kind) or saga.current_step != step:
-        # Kept in the timeline so a duplicate or late delivery is visible, and visibly ignored.
-        row.status, row.finished_at = StepStatus.SKIPPED, now
-        row.error = f"ignored: the saga is {saga.state} at step {saga.current_step}"
-        row.save(using=ALIAS)
-        return None
-    row.save(using=ALIAS)
-    return Attempt(id=row.id, saga_version=saga.version)
+    return Attempt(id=row[0], saga_version=row[2])
 
 
 def attempt_finish(*, attempt_id: int, status: str, error: str = "") -> None:
@@ -224,38 +241,54 @@ def attempt_retrying(*, saga_id: str, countdown: float) -> None:
         stalled_after=timezone.now() + timedelta(seconds=countdown) + _seconds("SAGAS_STEP_TIMEOUT"))
 
 
+_ATTEMPT_SUCCEEDED_SQL = """
+WITH moved AS (
+    UPDATE sagas_saga
+    SET version = version + 1, updated_at = %(now)s, stalled_after = %(stalled_after)s,
+        state = %(next_state)s, current_step = %(next_step)s, finished_at = %(finished_at)s
+    WHERE id = %(saga_id)s AND version = %(version)s AND state = %(state)s AND current_step = %(step)s
+    RETURNING id
+), closed AS (
+    UPDATE sagas_sagastepattempt
+    SET finished_at = %(now)s,
+        status = CASE WHEN id = %(attempt_id)s THEN %(status)s ELSE 'FAILED' END,
+        error = CASE WHEN id = %(attempt_id)s THEN '' ELSE 'no outcome reported (worker lost?)' END
+    WHERE id = %(attempt_id)s
+       OR (EXISTS (SELECT 1 FROM moved)
+           AND saga_id = %(saga_id)s AND step = %(step)s AND kind = %(kind)s AND status = 'RUNNING')
+)
+SELECT count(*) FROM moved
+"""
+
+
 def attempt_succeeded(*, saga_id: str, saga_type: str, step: int, kind: str, attempt: Attempt, status: str) -> bool:
     """Record the step done and move the saga on; return False if another runner already did.
 
-    The conditional update is the decision and commits first; closing the
-    attempt rows after it is bookkeeping (one statement each, so racing
-    runners hold no locks across them and cannot deadlock).
+    One statement: the conditional update on the saga's version decides; with
+    it, the attempt is closed, and so are attempts of this step still RUNNING
+    if the saga moved on (their worker died, or they will find the log moved).
     """
     definition = definition_get(saga_type)
+    now = timezone.now()
+    next_state, next_step, finished_at = _expected_state(kind), step, None
     if kind == StepKind.ACTION:
         if step + 1 < len(definition.steps):
-            changes = {"current_step": step + 1}
+            next_step = step + 1
         else:
-            changes = {"state": SagaState.COMPLETED, "finished_at": timezone.now()}
+            next_state, finished_at = SagaState.COMPLETED, now
     else:
         remaining = compensable_steps(definition, step - 1) if step > 0 else []
         if remaining:
-            changes = {"current_step": remaining[0]}
+            next_step = remaining[0]
         else:
-            changes = {"state": SagaState.COMPENSATED, "finished_at": timezone.now()}
-    advanced = _advance(saga_id, expected_version=attempt.saga_version, in_state=_expected_state(kind),
-                        at_step=step, **changes)
-    attempts = SagaStepAttempt.objects.using(ALIAS).filter(id=attempt.id)
-    if advanced:
-        # Attempts of this step still RUNNING will never report: their worker died (or they
-        # will find the log moved on). Close them so the timeline does not show them running.
-        attempts = SagaStepAttempt.objects.using(ALIAS).filter(
-            Q(id=attempt.id) | Q(saga_id=saga_id, step=step, kind=kind, status=StepStatus.RUNNING))
-    attempts.update(
-        status=Case(When(id=attempt.id, then=Value(status)), default=Value(StepStatus.FAILED)),
-        error=Case(When(id=attempt.id, then=Value("")), default=Value("no outcome reported (worker lost?)")),
-        finished_at=timezone.now())
-    return advanced
+            next_state, finished_at = SagaState.COMPENSATED, now
+    params = {"saga_id": saga_id, "version": attempt.saga_version, "state": _expected_state(kind), "step": step,
+              "kind": kind, "attempt_id": attempt.id, "status": status, "now": now, "next_state": next_state,
+              "next_step": next_step, "finished_at": finished_at,
+              "stalled_after": now + _seconds("SAGAS_STEP_TIMEOUT")}
+    with connections[ALIAS].cursor() as cursor:
+        cursor.execute(_ATTEMPT_SUCCEEDED_SQL, params)
+        return cursor.fetchone()[0] == 1
 
 
 def _advance(saga_id: str | uuid.UUID, *, expected_version: int, in_state: str | None = None,

@@ -22,6 +22,7 @@ from typing import Any
 from celery import Task, shared_task
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
 from config.celery import TRANSIENT_ERRORS, app
 from sagas import faults
@@ -86,26 +87,30 @@ class Outcome:
 def _apply_once(*, effect: Effect, alias: str, inbox: type[AbstractInboxMessage], ctx: StepContext) -> str:
     """Run `effect` and record it in the participant's inbox, in one transaction on its alias.
 
-    An action whose compensation already ran is fenced off: applying it now
-    would leave an effect nobody undoes.
+    The inbox row goes in first (rolled back with the effect if that fails),
+    unless it is already there (a duplicate) or, for an action, its
+    compensation's row is (fenced off: applying it now would leave an effect
+    nobody undoes).
     """
     consumer = f"saga.{ctx.saga_type}"
-    compensation_id = str(step_message_id(ctx.saga_id, ctx.step, StepKind.COMPENSATION))
-    with transaction.atomic(using=alias):
-        # Serialises this step's action and compensation (and their duplicates) in the participant.
-        with transaction.get_connection(alias).cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
-                           [f"saga-step:{ctx.saga_id}:{ctx.step}"])
-        seen = {str(message_id) for message_id in inbox.objects.using(alias).filter(
-            consumer=consumer, message_id__in=[ctx.message_id, compensation_id]).values_list("message_id", flat=True)}
-        if ctx.message_id in seen:
-            return Outcome.DUPLICATE
-        if ctx.kind == StepKind.ACTION and compensation_id in seen:
-            return Outcome.FENCED
+    table = inbox._meta.db_table
+    fence = str(step_message_id(ctx.saga_id, ctx.step, StepKind.COMPENSATION)) if ctx.kind == StepKind.ACTION else None
+    with transaction.atomic(using=alias), transaction.get_connection(alias).cursor() as cursor:
+        # Serialises this step's action and compensation (and their duplicates) in the participant;
+        # the next statement's snapshot is taken after the lock, so it sees what they committed.
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+                       [f"saga-step:{ctx.saga_id}:{ctx.step}"])
+        cursor.execute(
+            f"INSERT INTO {table} (consumer, message_id, type, processed_at) SELECT %s, %s, %s, %s "
+            f"WHERE NOT EXISTS (SELECT 1 FROM {table} WHERE consumer = %s AND message_id = %s) "
+            f"ON CONFLICT (consumer, message_id) DO NOTHING RETURNING id",
+            [consumer, ctx.message_id, f"{ctx.saga_type}.{ctx.step_name}.{ctx.kind.lower()}", timezone.now(),
+             consumer, fence])
+        if cursor.fetchone() is None:
+            duplicate = inbox.objects.using(alias).filter(consumer=consumer, message_id=ctx.message_id).exists()
+            return Outcome.DUPLICATE if duplicate else Outcome.FENCED
         _realise_fault(ctx, "before_effect")
         effect(ctx)
-        inbox.objects.using(alias).create(consumer=consumer, message_id=ctx.message_id,
-                                          type=f"{ctx.saga_type}.{ctx.step_name}.{ctx.kind.lower()}")
     return Outcome.APPLIED
 
 
@@ -143,7 +148,8 @@ def step_run(*, effect: Effect, alias: str, inbox: type[AbstractInboxMessage], c
     retries transient ones, and the saga log decides what a final failure means.
     """
     ctx = StepContext(**command)
-    began = attempt_begin(saga_id=ctx.saga_id, step=ctx.step, kind=ctx.kind, task_id=task_id, worker=worker,
+    began = attempt_begin(saga_id=ctx.saga_id, saga_type=ctx.saga_type, step=ctx.step, kind=ctx.kind,
+                          task_id=task_id, worker=worker,
                           attempt=attempt)
     if began is None:
         logger.info("saga %s: %s %s is no longer current; ignored", ctx.saga_id, ctx.step, ctx.kind)
