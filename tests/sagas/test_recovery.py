@@ -163,3 +163,19 @@ def test_the_step_errback_is_sent_as_a_task_not_run_inline_in_the_failing_worker
     # Celery calls an errback inline (lost if that worker dies) when its task takes more than one
     # positional argument; ours takes one, so it travels as a message like any task.
     assert not arity_greater(step_failed.__header__, 1)
+
+
+def test_a_compensation_re_driven_too_often_without_progress_is_failed_for_an_operator(sagas, settings):
+    ann, bob = sagas.players("ann", "bob", suspended=("bob",))
+    # given a compensation whose every message got lost, re-driven the maximum number of times
+    sagas.fail("create_pending", kind="COMPENSATION", fault="hang", seconds=4)
+    run = sagas.start_tournament([ann, bob])
+    wait_until(lambda: Saga.objects.using("sagas").filter(id=run.saga_id, state="COMPENSATING", current_step=0)
+               .exists(), message="compensating step 1")
+    Saga.objects.using("sagas").filter(id=run.saga_id).update(redrives=settings.SAGAS_MAX_REDRIVES,
+                                                               stalled_after="2000-01-01T00:00Z")
+    # when the watchdog finds it stalled once more
+    call_command("recover_sagas")
+    # then it gives up on it visibly instead of re-sending forever
+    saga = Saga.objects.using("sagas").get(id=run.saga_id)
+    assert saga.state == "FAILED" and "made no progress after" in saga.error
