@@ -167,7 +167,7 @@ def test_the_step_errback_is_sent_as_a_task_not_run_inline_in_the_failing_worker
 
 def test_a_compensation_re_driven_too_often_without_progress_is_failed_for_an_operator(sagas, settings):
     ann, bob = sagas.players("ann", "bob", suspended=("bob",))
-    # given a compensation whose every message got lost, re-driven the maximum number of times
+    # given a compensation stuck (here: hanging) that was already re-driven the maximum number of times
     sagas.fail("create_pending", kind="COMPENSATION", fault="hang", seconds=4)
     run = sagas.start_tournament([ann, bob])
     wait_until(lambda: Saga.objects.using("sagas").filter(id=run.saga_id, state="COMPENSATING", current_step=0)
