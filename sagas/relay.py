@@ -123,7 +123,7 @@ def _try_lock_partition(alias: str, outbox: type[AbstractOutboxMessage], partiti
 
 def _pending_partitions(alias: str, outbox: type[AbstractOutboxMessage]) -> list[int]:
     partitions = list(outbox.objects.using(alias).filter(status=OutboxStatus.PENDING)
-                      .values_list("partition", flat=True).distinct())
+                      .order_by().values_list("partition", flat=True).distinct())
     random.shuffle(partitions)  # concurrent relays start on different partitions
     return partitions
 
@@ -236,7 +236,9 @@ def purge_sent(*, older_than: timedelta | None = None) -> dict[str, int]:
     The newest row of an aggregate stays so the relay's order guard can see
     that a new version's predecessor was sent.
     """
-    cutoff = timezone.now() - (older_than or timedelta(hours=settings.OUTBOX_RETENTION_HOURS))
+    if older_than is None:
+        older_than = timedelta(hours=settings.OUTBOX_RETENTION_HOURS)
+    cutoff = timezone.now() - older_than
     deleted = {}
     for outbox in outbox_models():
         alias = router.db_for_write(outbox)

@@ -53,3 +53,30 @@ def record_tick(envelope: Envelope) -> None:
         cursor.execute("INSERT INTO probe_effect (consumer, aggregate_id, version, message_id, value)"
                        " VALUES (%s, %s, %s, %s, %s)",
                        [PROBE_CONSUMER, envelope.aggregate_id, envelope.aggregate_version, envelope.message_id, value])
+
+
+def probe_rows(outbox, aggregate_id: str, versions, value: str = "tick") -> list:
+    """Insert committed PENDING outbox rows for `aggregate_id` directly (no after-commit kick: the test relays)."""
+    from django.utils import timezone
+
+    from sagas.partitions import partition_for
+
+    now = timezone.now()
+    return outbox.objects.bulk_create([
+        outbox(type=ProbeTicked.TYPE, aggregate_type=ProbeTicked.AGGREGATE_TYPE, partition_key=aggregate_id,
+               partition=partition_for(aggregate_id), aggregate_version=version, occurred_at=now,
+               payload={"value": value})
+        for version in versions])
+
+
+def queued_envelopes(client, queue: str) -> list[dict]:
+    """Return the envelopes waiting in a Redis queue, oldest first, decoding each `events.deliver` message."""
+    import base64
+    import json
+
+    envelopes = []
+    for raw in reversed(client.lrange(queue, 0, -1)):  # kombu LPUSHes and BRPOPs: the oldest is last
+        message = json.loads(raw)
+        args, _kwargs, _embed = json.loads(base64.b64decode(message["body"]))
+        envelopes.extend(args[0])
+    return envelopes
