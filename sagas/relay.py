@@ -35,6 +35,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import random
+import select
 import time
 import zlib
 from collections import defaultdict
@@ -42,6 +43,7 @@ from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any, Protocol
 
+import psycopg
 from celery import current_app
 from django.conf import settings
 from django.db import connections, router, transaction
@@ -228,6 +230,38 @@ def relay_services(services: Iterable[str] | None = None, **options: Any) -> lis
     """Drain the outboxes of `services` (default: every installed outbox)."""
     models = [outbox_model(name) for name in services] if services else outbox_models()
     return [relay_outbox(model, **options) for model in models]
+
+
+class OutboxListener:
+    """LISTEN for commits that wrote outbox rows (`OUTBOX_WAKEUP=notify`) on every database holding an outbox."""
+
+    def __init__(self, channel: str) -> None:
+        self.channel = channel
+        self.connections: list[psycopg.Connection] = []
+        seen = set()
+        for outbox in outbox_models():
+            params = connections[router.db_for_write(outbox)].get_connection_params()
+            key = (params.get("host"), params.get("port"), params.get("dbname"))
+            if key in seen:
+                continue
+            seen.add(key)
+            for name in ("cursor_factory", "context", "server_side_binding", "options"):
+                params.pop(name, None)
+            conn = psycopg.connect(**params, autocommit=True)
+            conn.execute(f"LISTEN {self.channel}")
+            self.connections.append(conn)
+
+    def wait(self, timeout: float) -> set[str]:
+        """Return the services whose outbox got rows (empty after `timeout` seconds of silence)."""
+        ready, _, _ = select.select(self.connections, [], [], timeout)
+        services = set()
+        for conn in ready:
+            services.update(notify.payload for notify in conn.notifies(timeout=0.0))
+        return services
+
+    def close(self) -> None:
+        for conn in self.connections:
+            conn.close()
 
 
 def purge_sent(*, older_than: timedelta | None = None) -> dict[str, int]:

@@ -191,6 +191,11 @@ OUTBOX_MAX_ATTEMPTS = env_int("OUTBOX_MAX_ATTEMPTS", 5)
 # (a transaction holding it has not committed) before sending it anyway.
 OUTBOX_ORDER_HOLD_SECONDS = env_int("OUTBOX_ORDER_HOLD_SECONDS", 10)
 OUTBOX_RETENTION_HOURS = env_int("OUTBOX_RETENTION_HOURS", 7 * 24)
+# How a commit wakes the relay: "kick" (a relay task sent after commit) or
+# "notify" (NOTIFY at commit, heard by `drain_outbox --loop --listen`).
+OUTBOX_WAKEUP = os.environ.get("OUTBOX_WAKEUP", "kick")
+if OUTBOX_WAKEUP not in {"kick", "notify"}:
+    raise ImproperlyConfigured(f"OUTBOX_WAKEUP must be 'kick' or 'notify', got {OUTBOX_WAKEUP!r}")
 # Queue of the relay tasks (after-commit kick, beat tick, re-publish requests).
 OUTBOX_RELAY_QUEUE = os.environ.get("OUTBOX_RELAY_QUEUE", "sagas")
 # A version gap a consumer still sees after this long is re-fetched from the producer.

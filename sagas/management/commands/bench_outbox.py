@@ -6,8 +6,9 @@ them to queues nobody consumes; messages/s = rows / drain time.
 Latency: the command starts its own relay worker and events consumer (queues
 of its own, so a running `make run` is not disturbed), commits one event at a
 time (light load) and waits until the consumer's inbox row is committed:
-once with the after-commit kick, once with the kick disabled and only a
-relay tick every second (what beat does).
+with the after-commit kick, with LISTEN/NOTIFY waking a long-running
+`drain_outbox --loop --listen`, and with only a relay tick every second (what
+beat does).
 """
 from __future__ import annotations
 
@@ -115,6 +116,13 @@ class Command(BaseCommand):
             with override_settings(**env):
                 samples = self.measure(run_id, "kick", events)
                 self.report("after-commit kick", samples)
+            listener = self.start_process(
+                [sys.executable, str(settings.BASE_DIR / "manage.py"), "drain_outbox", "--service", BENCH_ALIAS, "--loop", "--listen"], env)
+            workers.append(listener)
+            with override_settings(OUTBOX_WAKEUP="notify", **env):
+                samples = self.measure(run_id, "notify", events)
+                self.report("LISTEN/NOTIFY", samples)
+            os.killpg(listener.pid, signal.SIGTERM)
             with override_settings(EVENT_QUEUE_PREFIX=prefix, OUTBOX_RELAY_QUEUE=f"bench-{run_id}-nokick"):
                 ticking = threading.Event()
                 ticker = threading.Thread(target=self.tick, args=(relay_queue, ticking), daemon=True)
@@ -127,7 +135,8 @@ class Command(BaseCommand):
                 self.report("beat tick alone (1 s)", samples)
         finally:
             for process in workers:
-                os.killpg(process.pid, signal.SIGTERM)
+                if process.poll() is None:
+                    os.killpg(process.pid, signal.SIGTERM)
             for process in workers:
                 try:
                     process.wait(timeout=20)
@@ -161,7 +170,7 @@ class Command(BaseCommand):
     def tick(queue: str, stop: threading.Event) -> None:
         """Send the relay task every second, as the beat entry `outbox-relay-tick` does."""
         while not stop.wait(1.0):
-            current_app.send_task(RELAY_TASK, queue=queue, ignore_result=True)
+            current_app.send_task(RELAY_TASK, kwargs={"service": BENCH_ALIAS}, queue=queue, ignore_result=True)
 
     def start_worker(self, name: str, queues: str, env: dict[str, str], include: str = "") -> subprocess.Popen:
         hostname = f"{name}@bench"
@@ -169,13 +178,17 @@ class Command(BaseCommand):
                 "--without-gossip", "--without-mingle", "--loglevel=WARNING"]
         if include:
             argv += ["--include", include]
-        process = subprocess.Popen(argv, env={**os.environ, **env}, start_new_session=True,
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        process = self.start_process(argv, env)
         deadline = time.monotonic() + 60
         while not current_app.control.ping(destination=[hostname], timeout=0.5):
             if process.poll() is not None or time.monotonic() > deadline:
                 raise CommandError(f"worker {name} did not start")
         return process
+
+    @staticmethod
+    def start_process(argv: list[str], env: dict[str, str]) -> subprocess.Popen:
+        return subprocess.Popen(argv, env={**os.environ, **env}, start_new_session=True,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     # Clean-up
 
