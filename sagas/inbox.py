@@ -107,12 +107,15 @@ class Outcome(enum.StrEnum):
     IGNORED = "ignored"
 
 
-def deliver_batch(bodies: list[Any], *, only_consumer: str | None = None) -> dict[Outcome, int]:
-    """Apply an ordered batch of one partition's envelopes; poison is dead-lettered, never raised."""
-    counts: dict[Outcome, int] = defaultdict(int)
+def deliver_batch(bodies: Any, *, only_consumer: str | None = None) -> dict[str, int]:
+    """Apply an ordered batch of one partition's envelopes; return outcome counts. Poison is dead-lettered."""
+    if not isinstance(bodies, list):
+        _dead_letter_unconsumable(bodies, reason="undecodable", error="a batch must be a list of envelopes")
+        return {Outcome.DEAD.value: 1}
+    counts: dict[str, int] = defaultdict(int)
     for body in bodies:
         for outcome in deliver(body, only_consumer=only_consumer):
-            counts[outcome] += 1
+            counts[outcome.value] += 1
     return dict(counts)
 
 
