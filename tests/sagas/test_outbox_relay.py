@@ -235,3 +235,11 @@ def test_a_listening_relay_wakes_on_the_commits_notify(scratch_queues):
     finally:
         os.killpg(listener.pid, signal.SIGTERM)
         listener.wait(timeout=10)
+
+
+def test_consume_events_with_a_partition_out_of_range_fails_clearly_with_exit_code_2():
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test"}
+    result = subprocess.run([sys.executable, "manage.py", "consume_events", "--partitions", "0,9"], cwd=BASE_DIR,
+                            env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "partitions [9] outside 0..3" in result.stderr
