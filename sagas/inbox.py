@@ -78,17 +78,20 @@ def event_handler(*, consumer: str, event_types: Iterable[str], app_label: str) 
 
     def register(handler: Handler) -> Handler:
         for event_type in types:
-            existing = [s for s in _subscriptions[event_type] if s.consumer == consumer]
-            if existing and existing[0].handler is not handler:
-                if existing[0].handler.__qualname__ != handler.__qualname__:
-                    raise ImproperlyConfigured(f"consumer {consumer!r} already handles {event_type!r}")
-                _subscriptions[event_type].remove(existing[0])  # the same module imported again
-            elif existing:
-                continue
-            _subscriptions[event_type].append(Subscription(consumer, app_label, handler))
+            registered = _subscriptions[event_type]
+            for existing in [s for s in registered if s.consumer == consumer]:
+                if _name(existing.handler) != _name(handler):
+                    raise ImproperlyConfigured(f"consumer {consumer!r} already handles {event_type!r} "
+                                               f"with {_name(existing.handler)}")
+                registered.remove(existing)  # the same module imported once more
+            registered.append(Subscription(consumer, app_label, handler))
         return handler
 
     return register
+
+
+def _name(handler: Handler) -> str:
+    return f"{handler.__module__}.{handler.__qualname__}"
 
 
 def subscriptions_for(event_type: str) -> list[Subscription]:
@@ -240,8 +243,7 @@ def gap_check(*, app_label: str, consumer: str, aggregate_type: str, aggregate_i
     """
     tables = consumer_tables(app_label)
     key = {"consumer": consumer, "aggregate_type": aggregate_type, "aggregate_id": aggregate_id}
-    sub_types = tables.parked.objects.using(app_label).filter(**key).values_list("envelope__type", flat=True)
-    first_type = sub_types.first()
+    first_type = tables.parked.objects.using(app_label).filter(**key).values_list("envelope__type", flat=True).first()
     if first_type is None:
         return "no gap"
     sub = subscription(consumer, first_type)

@@ -10,9 +10,9 @@ How a pass works, for one service's outbox and one partition at a time:
    FOR UPDATE SKIP LOCKED`: the partition's oldest pending rows that have
    committed (rows of an open transaction are invisible, rows an operator is
    updating are skipped, never waited for).
-3. The order guard: a row whose previous version (same aggregate) is not
-   visible as sent yet is held back: that version's transaction has not
-   committed. Rows are chosen by status, never by an id watermark, so a row
+3. The order guard: a row whose previous version (same aggregate) is neither
+   in the batch nor visible as SENT (or DEAD) is held back: that version's
+   transaction has not committed yet. Rows are chosen by status, never by an id watermark, so a row
    committed after higher ids (a long transaction holding a lower id) is still
    sent on a later pass; it is then not overtaken by its successor, which was
    held. After `OUTBOX_ORDER_HOLD_SECONDS` a held row goes anyway (a producer
