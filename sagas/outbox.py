@@ -78,8 +78,9 @@ def kick_relay_on_commit(app_label: str, *, using: str) -> None:
 def _relay_kick(app_label: str):
     def kick() -> None:
         try:
+            # No publish retries: a broker outage must not stall the committed request; the tick covers it.
             current_app.send_task(RELAY_TASK, kwargs={"service": app_label}, queue=settings.OUTBOX_RELAY_QUEUE,
-                                  ignore_result=True)
+                                  ignore_result=True, retry=False)
         except Exception:  # the broker is down: the beat tick sends the rows once it is back
             logger.warning("outbox kick for %s not sent; the relay tick will send the rows", app_label, exc_info=True)
     kick.__qualname__ = f"kick_relay[{app_label}]"

@@ -125,3 +125,8 @@ def test_each_consumer_of_one_event_type_has_its_own_inbox_transaction_and_dead_
     # and a redelivery is a no-op for the consumer that applied it, a repeat failure for the other
     assert deliver(body) == [Outcome.DEAD, Outcome.DUPLICATE]
     assert ScoresDeadLetter.objects.get().attempts == 2
+
+
+def test_an_event_type_string_cannot_be_reused_by_another_class():
+    with pytest.raises(TypeError, match="already"):
+        type("Impostor", (Event,), {"TYPE": ProbeTicked.TYPE, "AGGREGATE_TYPE": "x.Y"})

@@ -243,3 +243,20 @@ def test_consume_events_with_a_partition_out_of_range_fails_clearly_with_exit_co
                             env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert "partitions [9] outside 0..3" in result.stderr
+
+
+def test_the_beat_tick_alone_relays_rows_nobody_kicked(celery_worker, tmp_path):
+    # given a pending row whose kick was lost
+    probe_rows(OutboxMessage, "unkicked", [1])
+    # when beat runs its schedule (the real `celery beat`, database scheduler behind its lock)
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test"}
+    beat = subprocess.Popen([sys.executable, "-m", "celery", "-A", "config", "beat", "--loglevel=INFO",
+                             "-s", str(tmp_path / "schedule")], cwd=BASE_DIR, env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        # then the every-second tick sends it
+        wait_until(lambda: OutboxMessage.objects.get().status == OutboxStatus.SENT, timeout=30,
+                   message="row sent by the beat tick")
+    finally:
+        os.killpg(beat.pid, signal.SIGTERM)
+        beat.wait(timeout=15)
