@@ -150,9 +150,10 @@ def consume(sub: Subscription, envelope: Envelope) -> Outcome:
     return outcome
 
 
-def _apply_one(sub: Subscription, envelope: Envelope, tables: ConsumerTables) -> Outcome:
+def _apply_one(sub: Subscription, envelope: Envelope, tables: ConsumerTables, *,
+               parked_id: int | None = None) -> Outcome:
     try:
-        return _apply_or_park(sub, envelope, tables)
+        return _apply_or_park(sub, envelope, tables, parked_id=parked_id)
     except TRANSIENT_ERRORS:
         raise
     except Exception as exc:  # a handler's non-transient error: the event is poison for this consumer
@@ -160,37 +161,52 @@ def _apply_one(sub: Subscription, envelope: Envelope, tables: ConsumerTables) ->
         return Outcome.DEAD
 
 
-def _lock_position(sub: Subscription, envelope: Envelope, tables: ConsumerTables):
-    positions = tables.position.objects.using(sub.app_label)
-    key = {"consumer": sub.consumer, "aggregate_type": envelope.aggregate_type, "aggregate_id": envelope.aggregate_id}
-    positions.bulk_create([tables.position(**key)], ignore_conflicts=True)
-    return positions.select_for_update().get(**key)
+def _position_key(sub: Subscription, envelope: Envelope) -> dict[str, str]:
+    return {"consumer": sub.consumer, "aggregate_type": envelope.aggregate_type, "aggregate_id": envelope.aggregate_id}
 
 
-def _apply_or_park(sub: Subscription, envelope: Envelope, tables: ConsumerTables) -> Outcome:
+def _lock_position(sub: Subscription, envelope: Envelope, tables: ConsumerTables) -> int:
+    """Lock (creating at 0 if new) the consumer's position row of the aggregate; return its version.
+
+    One statement: the upsert takes the row lock that serialises every
+    delivery of this aggregate to this consumer until the transaction ends.
+    """
+    connection = transaction.get_connection(sub.app_label)
+    table = connection.ops.quote_name(tables.position._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (consumer, aggregate_type, aggregate_id, version, updated_at)"
+            " VALUES (%s, %s, %s, 0, now()) ON CONFLICT (consumer, aggregate_type, aggregate_id)"
+            " DO UPDATE SET consumer = EXCLUDED.consumer RETURNING version",
+            [sub.consumer, envelope.aggregate_type, envelope.aggregate_id])
+        return cursor.fetchone()[0]
+
+
+def _apply_or_park(sub: Subscription, envelope: Envelope, tables: ConsumerTables, *,
+                   parked_id: int | None) -> Outcome:
     alias = sub.app_label
     with transaction.atomic(using=alias):
         position = _lock_position(sub, envelope, tables)
         inbox = tables.inbox.objects.using(alias)
-        parked = tables.parked.objects.using(alias).filter(consumer=sub.consumer, message_id=envelope.message_id)
-        if envelope.aggregate_version <= position.version or inbox.filter(
+        if envelope.aggregate_version <= position or inbox.filter(
                 consumer=sub.consumer, message_id=envelope.message_id).exists():
-            parked.delete()
-            return Outcome.DUPLICATE
-        if envelope.aggregate_version > position.version + 1:
-            _park(sub, envelope, tables)
-            return Outcome.PARKED
-        sub.handler(envelope)
-        inbox.create(consumer=sub.consumer, message_id=envelope.message_id, type=envelope.type)
-        position.version = envelope.aggregate_version
-        position.save(update_fields=["version", "updated_at"])
-        parked.delete()
-    return Outcome.APPLIED
+            outcome = Outcome.DUPLICATE
+        elif envelope.aggregate_version > position + 1:
+            return _park(sub, envelope, tables) if parked_id is None else Outcome.PARKED
+        else:
+            sub.handler(envelope)
+            inbox.create(consumer=sub.consumer, message_id=envelope.message_id, type=envelope.type)
+            tables.position.objects.using(alias).filter(**_position_key(sub, envelope)).update(
+                version=envelope.aggregate_version, updated_at=timezone.now())
+            outcome = Outcome.APPLIED
+        if parked_id is not None:
+            tables.parked.objects.using(alias).filter(id=parked_id).delete()
+    return outcome
 
 
-def _park(sub: Subscription, envelope: Envelope, tables: ConsumerTables) -> None:
+def _park(sub: Subscription, envelope: Envelope, tables: ConsumerTables) -> Outcome:
     parked = tables.parked.objects.using(sub.app_label)
-    key = {"consumer": sub.consumer, "aggregate_type": envelope.aggregate_type, "aggregate_id": envelope.aggregate_id}
+    key = _position_key(sub, envelope)
     first_of_gap = not parked.filter(**key).exists()
     parked.bulk_create([tables.parked(**key, message_id=envelope.message_id,
                                       aggregate_version=envelope.aggregate_version,
@@ -198,25 +214,23 @@ def _park(sub: Subscription, envelope: Envelope, tables: ConsumerTables) -> None
     if first_of_gap:
         args = (sub.app_label, sub.consumer, envelope.aggregate_type, envelope.aggregate_id)
         transaction.on_commit(lambda: schedule_gap_check(*args), using=sub.app_label, robust=True)
+    return Outcome.PARKED
 
 
 def _apply_parked_successors(sub: Subscription, aggregate_type: str, aggregate_id: str,
                              tables: ConsumerTables) -> None:
     """Apply parked versions that became next in line, one transaction each, in version order."""
-    parked = tables.parked.objects.using(sub.app_label).filter(
-        consumer=sub.consumer, aggregate_type=aggregate_type, aggregate_id=aggregate_id)
-    positions = tables.position.objects.using(sub.app_label)
-    while True:
-        version = positions.filter(consumer=sub.consumer, aggregate_type=aggregate_type,
-                                   aggregate_id=aggregate_id).values_list("version", flat=True).first() or 0
-        stale = parked.filter(aggregate_version__lte=version)
-        if stale.exists():
-            stale.delete()
+    key = {"consumer": sub.consumer, "aggregate_type": aggregate_type, "aggregate_id": aggregate_id}
+    parked = tables.parked.objects.using(sub.app_label).filter(**key)
+    positions = tables.position.objects.using(sub.app_label).filter(**key)
+    while parked.exists():  # one query in the usual case: nothing parked
+        version = positions.values_list("version", flat=True).first() or 0
+        parked.filter(aggregate_version__lte=version).delete()  # copies of versions applied meanwhile
         successor = parked.filter(aggregate_version=version + 1).first()
         if successor is None:
             return
-        envelope = Envelope.from_dict(successor.envelope)
-        if _apply_one(sub, envelope, tables) is not Outcome.APPLIED:
+        outcome = _apply_one(sub, Envelope.from_dict(successor.envelope), tables, parked_id=successor.id)
+        if outcome is not Outcome.APPLIED:
             return
 
 
