@@ -10,7 +10,7 @@ from django.contrib import admin, messages
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 
-from sagas.inbox import dead_letter_replay
+from sagas.inbox import dead_letter_replay, schedule_gap_check
 from sagas.messaging_models import (
     AbstractConsumerPosition,
     AbstractDeadLetter,
@@ -88,6 +88,14 @@ class ParkedAdmin(ReadOnlyAdmin):
                     "refetch_requested_at")
     list_filter = ("consumer", "aggregate_type")
     search_fields = ("aggregate_id",)
+    actions = ["refetch"]
+
+    @admin.action(description="Ask the producers for the missing versions now")
+    def refetch(self, request: HttpRequest, queryset: QuerySet) -> None:
+        gaps = set(queryset.values_list("consumer", "aggregate_type", "aggregate_id"))
+        for consumer, aggregate_type, aggregate_id in gaps:
+            schedule_gap_check(self.model._meta.app_label, consumer, aggregate_type, aggregate_id, countdown=0)
+        self.message_user(request, f"{len(gaps)} gap(s) checked and re-fetched", messages.SUCCESS)
 
 
 ADMINS: dict[type[Model], type[admin.ModelAdmin]] = {

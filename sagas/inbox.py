@@ -235,12 +235,13 @@ def _apply_parked_successors(sub: Subscription, aggregate_type: str, aggregate_i
 
 
 def schedule_gap_check(app_label: str, consumer: str, aggregate_type: str, aggregate_id: str, *,
-                       check: int = 1) -> None:
-    """Check the aggregate's gap again after the deadline, on its own partition queue (serial with deliveries)."""
+                       check: int = 1, countdown: float | None = None) -> None:
+    """Check the gap after the deadline (or `countdown` s) on its partition queue, serial with deliveries."""
     current_app.send_task(
         GAP_CHECK_TASK, kwargs={"app_label": app_label, "consumer": consumer, "aggregate_type": aggregate_type,
                                 "aggregate_id": aggregate_id, "check": check},
-        queue=queue_for(aggregate_id), countdown=settings.INBOX_GAP_DEADLINE_SECONDS, ignore_result=True)
+        queue=queue_for(aggregate_id), ignore_result=True,
+        countdown=settings.INBOX_GAP_DEADLINE_SECONDS if countdown is None else countdown)
 
 
 def producer_of(aggregate_type: str) -> str:

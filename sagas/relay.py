@@ -50,13 +50,13 @@ from django.db import connections, router, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from sagas.inbox import DELIVER_TASK
 from sagas.messaging_models import AbstractOutboxMessage, OutboxStatus
 from sagas.partitions import partition_queue
 from sagas.tables import outbox_model, outbox_models
 
 logger = logging.getLogger(__name__)
 
-DELIVER_TASK = "events.deliver"
 ROW_FIELDS = ("id", "message_id", "type", "schema_version", "aggregate_type", "partition_key", "aggregate_version",
               "correlation_id", "causation_id", "occurred_at", "payload", "created_at")
 
@@ -72,9 +72,7 @@ class CeleryPublisher:
         self.queue_prefix = queue_prefix
 
     def queue(self, partition: int) -> str:
-        if self.queue_prefix is None:
-            return partition_queue(partition)
-        return f"{self.queue_prefix}.{partition % settings.EVENT_PARTITIONS}"
+        return partition_queue(partition, self.queue_prefix)
 
     def publish(self, partition: int, envelopes: list[dict[str, Any]]) -> None:
         with current_app.producer_or_acquire() as producer:
@@ -140,9 +138,10 @@ def _in_order(alias: str, outbox: type[AbstractOutboxMessage], rows: list[dict[s
     published = set()
     if needs_predecessor:
         keys = list(needs_predecessor.items())
+        table = connections[alias].ops.quote_name(outbox._meta.db_table)
         with connections[alias].cursor() as cursor:
             cursor.execute(
-                f"SELECT o.aggregate_type, o.partition_key FROM {connections[alias].ops.quote_name(outbox._meta.db_table)} o"
+                f"SELECT o.aggregate_type, o.partition_key FROM {table} o"
                 " JOIN unnest(%s::text[], %s::text[], %s::int[]) AS k(aggregate_type, partition_key, version)"
                 " ON o.aggregate_type = k.aggregate_type AND o.partition_key = k.partition_key"
                 " AND o.aggregate_version = k.version WHERE o.status <> %s",
