@@ -77,6 +77,7 @@ def event_handler(*, consumer: str, event_types: Iterable[str], app_label: str) 
         raise ImproperlyConfigured(f"consumer {consumer!r} subscribes to no event type")
 
     def register(handler: Handler) -> Handler:
+        consumer_tables(app_label)  # fail at start-up, not at the first event, if the app lacks its tables
         for event_type in types:
             registered = _subscriptions[event_type]
             for existing in [s for s in registered if s.consumer == consumer]:

@@ -130,3 +130,11 @@ def test_each_consumer_of_one_event_type_has_its_own_inbox_transaction_and_dead_
 def test_an_event_type_string_cannot_be_reused_by_another_class():
     with pytest.raises(TypeError, match="already"):
         type("Impostor", (Event,), {"TYPE": ProbeTicked.TYPE, "AGGREGATE_TYPE": "x.Y"})
+
+
+def test_a_consumer_in_an_app_without_consumer_tables_is_refused_at_registration():
+    from django.core.exceptions import ImproperlyConfigured
+
+    with pytest.raises(ImproperlyConfigured, match="lacks ConsumerPosition, ParkedMessage, DeadLetter"):
+        event_handler(consumer="probe.nowhere", event_types=[ProbeTicked.TYPE], app_label="tournament")(
+            lambda envelope: None)
