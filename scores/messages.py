@@ -27,3 +27,46 @@ class LedgerClosed(Event):
     tournament_id: str
     player_id: str
     reason: str
+
+
+@dataclass(frozen=True)
+class PointsAwardedV1(Event):
+    """The first shape of PointsAwarded, kept because v1 rows are stored forever; read them as v2 (upcaster)."""
+
+    TYPE = "scores.PointsAwarded"
+    AGGREGATE_TYPE = LEDGER
+    SCHEMA_VERSION = 1
+
+    tournament_id: str
+    player_id: str
+    match_id: str
+    points: int
+
+
+@dataclass(frozen=True)
+class PointsAwarded(Event):
+    """Points given for a match; v2 adds `reason` (win, draw, loss)."""
+
+    TYPE = "scores.PointsAwarded"
+    AGGREGATE_TYPE = LEDGER
+    SCHEMA_VERSION = 2
+
+    tournament_id: str
+    player_id: str
+    match_id: str
+    points: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class PointsRevoked(Event):
+    """Points taken back, e.g. because the match they were given for was corrected."""
+
+    TYPE = "scores.PointsRevoked"
+    AGGREGATE_TYPE = LEDGER
+
+    tournament_id: str
+    player_id: str
+    match_id: str
+    points: int
+    reason: str
