@@ -2,7 +2,13 @@
 from django.core.validators import RegexValidator
 from django.db import models
 
-from sagas.messaging_models import AbstractInboxMessage, AbstractOutboxMessage
+from sagas.messaging_models import (
+    AbstractConsumerPosition,
+    AbstractDeadLetter,
+    AbstractInboxMessage,
+    AbstractOutboxMessage,
+    AbstractParkedMessage,
+)
 
 player_id_validator = RegexValidator(r"^[A-Za-z0-9_.-]{1,64}$", "1-64 letters, digits, '_', '.' or '-'.")
 
@@ -107,3 +113,15 @@ class OutboxMessage(AbstractOutboxMessage):
 
 class InboxMessage(AbstractInboxMessage):
     """Messages the Score Engine has applied (idempotency by unique constraint)."""
+
+
+class ConsumerPosition(AbstractConsumerPosition):
+    """The last version of each aggregate the Score Engine's consumers applied (per-aggregate order)."""
+
+
+class ParkedMessage(AbstractParkedMessage):
+    """Events the Score Engine received ahead of a missing version, applied once the gap closes."""
+
+
+class DeadLetter(AbstractDeadLetter):
+    """Events the Score Engine's consumers could not apply; replayed from the admin."""

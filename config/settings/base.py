@@ -176,10 +176,31 @@ CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 240)
 CELERY_TASK_DEFAULT_QUEUE = "sagas"
 CELERY_TASK_ROUTES = {f"{service}.*": {"queue": service} for service in SERVICE_SCHEMAS}
 CELERY_BEAT_SCHEDULER = "config.beat.SingletonDatabaseScheduler"
-CELERY_BEAT_SCHEDULE: dict = {}
+CELERY_BEAT_SCHEDULE: dict = {
+    # The outbox relay's safety net; the after-commit kick makes events leave at once.
+    "outbox-relay-tick": {"task": "sagas.relay_outbox", "schedule": 1.0, "options": {"expires": 5}},
+    "outbox-purge": {"task": "sagas.purge_outbox", "schedule": 3600.0, "options": {"expires": 600}},
+}
 # A beat process must renew its lock within this many seconds or another takes over.
 CELERY_BEAT_LOCK_TIMEOUT = env_int("CELERY_BEAT_LOCK_TIMEOUT", 30)
 CELERY_TIMEZONE = TIME_ZONE
+
+# MESSAGING BACKBONE (outbox, relay, inbox; see sagas/relay.py and sagas/inbox.py)
+# Events of one aggregate travel on queue `<EVENT_QUEUE_PREFIX>.<crc32(key) % EVENT_PARTITIONS>`.
+EVENT_PARTITIONS = env_int("EVENT_PARTITIONS", 4)
+EVENT_QUEUE_PREFIX = os.environ.get("EVENT_QUEUE_PREFIX", "events")
+OUTBOX_BATCH_SIZE = env_int("OUTBOX_BATCH_SIZE", 1000)
+# Failed publishes of a row before it becomes DEAD (requeued from the admin).
+OUTBOX_MAX_ATTEMPTS = env_int("OUTBOX_MAX_ATTEMPTS", 5)
+# How long the relay holds a row whose previous version is not visible yet
+# (a transaction holding it has not committed) before sending it anyway.
+OUTBOX_ORDER_HOLD_SECONDS = env_int("OUTBOX_ORDER_HOLD_SECONDS", 10)
+OUTBOX_RETENTION_HOURS = env_int("OUTBOX_RETENTION_HOURS", 7 * 24)
+# Queue of the relay tasks (after-commit kick, beat tick, re-publish requests).
+OUTBOX_RELAY_QUEUE = os.environ.get("OUTBOX_RELAY_QUEUE", "sagas")
+# A version gap a consumer still sees after this long is re-fetched from the producer.
+INBOX_GAP_DEADLINE_SECONDS = env_int("INBOX_GAP_DEADLINE_SECONDS", 30)
+INBOX_GAP_CHECKS = env_int("INBOX_GAP_CHECKS", 5)
 
 LOGGING = {
     "version": 1,
