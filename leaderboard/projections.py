@@ -33,7 +33,7 @@ from django.utils import timezone
 
 from leaderboard.models import ConsumedEvent, MatchView, Standing, TournamentView
 from sagas.messages import Envelope
-from scores.messages import LedgerOpened, PointsAwarded, PointsRevoked
+from scores.messages import LedgerClosed, LedgerOpened, PointsAwarded, PointsRevoked
 from tournament.messages import (
     MatchCorrected,
     MatchRecorded,
@@ -130,6 +130,10 @@ def project_ledger_opened(store: Store, envelope: Envelope) -> None:
     store.add_lines(envelope.payload["tournament_id"], {envelope.payload["player_id"]: Line()})
 
 
+def project_nothing(store: Store, envelope: Envelope) -> None:
+    """Keep the event in the log only: the framework orders a stream's events, so the read model takes them all."""
+
+
 PROJECTORS: dict[str, Callable[[Store, Envelope], None]] = {
     **dict.fromkeys(TOURNAMENT_STATUS, project_tournament),
     MatchRecorded.TYPE: project_match,
@@ -137,6 +141,7 @@ PROJECTORS: dict[str, Callable[[Store, Envelope], None]] = {
     LedgerOpened.TYPE: project_ledger_opened,
     PointsAwarded.TYPE: points_projector(+1),
     PointsRevoked.TYPE: points_projector(-1),
+    LedgerClosed.TYPE: project_nothing,
 }
 CONSUMED_TYPES = tuple(PROJECTORS)
 
