@@ -43,19 +43,22 @@ def ledger_append_with_retry(*, tournament_id: str, player_id: str,
                              correlation_id: str = "") -> LedgerState:
     """Load the stream, append the events `decide` returns for that state; on a conflict reload and decide again.
 
-    Runs in the caller's transaction; each attempt is a savepoint, so a
-    conflict leaves nothing half-appended.
+    Runs in the caller's transaction. Only the first append of an attempt can
+    conflict: once it holds version n+1 (uncommitted), no other writer can
+    append n+2, since none can see n+1. So a conflict leaves nothing
+    half-appended (the append's own savepoint undid it) and the retry is clean.
     """
     for _ in range(APPEND_ATTEMPTS):
+        state = ledger_load(tournament_id=tournament_id, player_id=player_id)
+        events = decide(state)
         try:
-            with transaction.atomic(using=ALIAS):
-                state = ledger_load(tournament_id=tournament_id, player_id=player_id)
-                for event in decide(state):
-                    state = ledger_append(state=state, event=event, causation_id=causation_id,
-                                          correlation_id=correlation_id)
-                return state
+            state = ledger_append(state=state, event=events[0], causation_id=causation_id,
+                                  correlation_id=correlation_id)
         except VersionConflict:
             continue
+        for event in events[1:]:
+            state = ledger_append(state=state, event=event, causation_id=causation_id, correlation_id=correlation_id)
+        return state
     raise VersionConflict(f"ledger {tournament_id}/{player_id}: {APPEND_ATTEMPTS} conflicting appends in a row")
 
 

@@ -1,7 +1,9 @@
 """The Score Engine consuming match results: win 3, draw 1, loss 0; corrections; duplicates and reordering."""
+import threading
 import uuid
 
 import pytest
+from django.db import connections
 from django.utils import timezone
 
 from sagas.messages import Envelope
@@ -71,3 +73,32 @@ def test_points_for_a_player_without_an_open_ledger_are_refused_and_nothing_is_w
         ledger_score_match(envelope=match_event(tournament_id, str(uuid.uuid4()), 1, 2, 0, player_b="zed"))
 
     assert ledger_load(tournament_id=tournament_id, player_id="ann").version == 1
+
+
+@pytest.mark.django_db(transaction=True, databases=DATABASES)
+def test_concurrent_results_of_one_player_conflict_on_the_stream_version_and_retry_until_all_count():
+    opponents = [f"p{n}" for n in range(6)]
+    tournament_id = tournament_given(players=["ann", *opponents])
+    start = threading.Barrier(len(opponents))
+    errors = []
+
+    def score(opponent: str) -> None:
+        start.wait()
+        try:
+            ledger_score_match(envelope=match_event(tournament_id, str(uuid.uuid4()), 1, 1, 0, player_b=opponent))
+        except Exception as exc:  # reported below: a lost result must fail the test
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=score, args=(opponent,)) for opponent in opponents]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert errors == []
+    ann = ledger_load(tournament_id=tournament_id, player_id="ann")
+    assert (ann.points, ann.version) == (3 * len(opponents), 1 + len(opponents))
+    assert [event.version for event in ledger_events(tournament_id=tournament_id, player_id="ann")] == list(
+        range(1, len(opponents) + 2))
