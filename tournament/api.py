@@ -16,6 +16,7 @@ from rest_framework.views import APIView
 
 from tournament import services
 from tournament.models import Match, Tournament
+from tournament.selectors import match_get
 
 REFUSAL_STATUS: dict[type[services.MatchEngineError], int] = {
     services.TournamentNotFound: status.HTTP_404_NOT_FOUND,
@@ -104,7 +105,7 @@ class MatchDetailView(APIView):
                    summary="Read a result and its version (ETag)")
     def get(self, request: Request, tournament_id: str, match_id: str) -> Response:
         parsed_tournament, parsed_match = parse_uuid(tournament_id), parse_uuid(match_id)
-        match = (Match.objects.filter(id=parsed_match, tournament_id=parsed_tournament).first()
+        match = (match_get(tournament_id=parsed_tournament, match_id=parsed_match)
                  if parsed_tournament and parsed_match else None)
         return match_response(match) if match else not_found("The match")
 

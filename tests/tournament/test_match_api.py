@@ -164,3 +164,16 @@ def test_of_two_concurrent_corrections_with_the_same_if_match_one_wins_and_the_p
     expected = {"ann": 3, "bob": 0} if winner["score_a"] > winner["score_b"] else {"ann": 0, "bob": 3}
     assert {player: ledger_load(tournament_id=tournament_id, player_id=player).points
             for player in ("ann", "bob")} == expected
+
+
+@pytest.mark.django_db(databases=DATABASES)
+def test_reading_a_match_gives_its_current_version_as_etag(api):
+    tournament_id = tournament_given(players=["ann", "bob"])
+    match_id = record(api, tournament_id).json()["id"]
+    correct(api, tournament_id, match_id, '"1"', score_a=0, score_b=0)
+
+    response = api.get(f"/api/tournaments/{tournament_id}/matches/{match_id}/")
+
+    assert (response.status_code, response.headers["ETag"], response.json()["version"]) == (200, '"2"', 2)
+    other_tournament = tournament_given(players=["ann", "bob"])
+    assert api.get(f"/api/tournaments/{other_tournament}/matches/{match_id}/").status_code == 404

@@ -6,7 +6,8 @@
 2. Rebuilds the leaderboard from that log (`leaderboard_rebuild`): rebuild time.
 3. Queries the leaderboard: p50/p99 of the selector and of the HTTP API.
 4. Loads ledger streams of 1,000 / 10,000 / 100,000 events with and without snapshots.
-5. Streams results through the real pipeline at `--rate` results/s for
+5. Times the consumers' work per result in-process: domain functions alone, and through the framework.
+6. Streams results through the real pipeline at `--rate` results/s for
    `--seconds` (service function → outbox → relay worker → events consumers →
    Score Engine → outbox → relay → leaderboard) and prints the read model's lag.
 
@@ -39,16 +40,21 @@ from rest_framework.authtoken.models import Token
 
 from config.celery import app as celery_app
 from leaderboard.models import ConsumedEvent, ConsumerPosition, MatchView, Standing, TournamentView
-from leaderboard.projections import leaderboard_rebuild
+from leaderboard.projections import leaderboard_rebuild, standings_apply
 from leaderboard.selectors import leaderboard_get
+from sagas.inbox import deliver
+from sagas.messages import Envelope
 from sagas.outbox import OutboxStatus
 from sagas.partitions import partition_for
+from sagas.relay import ROW_FIELDS, envelope_of
 from scores.ledger import SNAPSHOT_SCHEMA, ledger_load, stream_key
 from scores.messages import LedgerOpened, PointsAwarded
 from scores.models import LedgerEvent, LedgerSnapshot, ScoredMatch
 from scores.models import OutboxMessage as ScoresOutbox
+from scores.services import ledger_score_match
 from tournament.messages import MatchRecorded, TournamentActivated, TournamentCreated
 from tournament.models import Match, Participant, Tournament, TournamentStatus
+from tournament.models import OutboxMessage as TournamentOutbox
 from tournament.services import match_record
 
 BENCH_PREFIX = "bench"
@@ -121,6 +127,7 @@ class Command(BaseCommand):
             self.rebuild(tournament_id, options["results"])
             self.query(tournament_id, options["queries"])
             self.ledger_loads(lengths)
+            self.consumer_costs(tournament_id, players)
             if options["seconds"] > 0 and rates:
                 self.stream(tournament_id, players, rates, options["seconds"], options["consumers"],
                             options["producers"])
@@ -303,7 +310,58 @@ class Command(BaseCommand):
                      f"from snapshot (every {every}) p50 {percentile(snap, 50):6.2f} ms, "
                      f"p99 {percentile(snap, 99):6.2f} ms")
 
-    # 5. STREAMING LAG ------------------------------------------------------------------------------------------
+    # 5. CONSUMER COST -----------------------------------------------------------------------------------------
+
+    def consumer_costs(self, tournament_id: str, players: list[str], results: int = 150) -> None:
+        """Time the work one result causes downstream, in this process: the domain consumers alone, then the same
+        through the messaging framework (inbox, per-aggregate position, parking); the difference is its overhead."""
+        settings.OUTBOX_RELAY_QUEUE = f"{BENCH_PREFIX}.relay"  # kicks wait there until the bench's relay starts
+
+        def batch() -> tuple[list[Envelope], Callable[[Envelope], list[Envelope]]]:
+            first = TournamentOutbox.objects.order_by("-id").values_list("id", flat=True).first() or 0
+            for _ in range(results):
+                a, b = self.rng.sample(players, 2)
+                match_record(tournament_id=tournament_id, player_a=a, player_b=b, score_a=self.rng.randint(0, 5),
+                             score_b=self.rng.randint(0, 5))
+            rows = TournamentOutbox.objects.filter(id__gt=first, type=MatchRecorded.TYPE).values(*ROW_FIELDS)
+            envelopes = [Envelope.from_dict(envelope_of(row)) for row in rows]
+
+            def caused_by(envelope: Envelope) -> list[Envelope]:
+                rows = ScoresOutbox.objects.filter(causation_id=envelope.message_id).order_by("id").values(*ROW_FIELDS)
+                return [Envelope.from_dict(envelope_of(row)) for row in rows]
+            return envelopes, caused_by
+
+        def settle(envelopes: list[Envelope]) -> None:
+            # Delivered through the framework already: the relay need not send them (they would be repeats).
+            TournamentOutbox.objects.filter(message_id__in=[e.message_id for e in envelopes]).update(
+                status=OutboxStatus.SENT, sent_at=timezone.now())
+            ScoresOutbox.objects.filter(causation_id__in=[e.message_id for e in envelopes]).update(
+                status=OutboxStatus.SENT, sent_at=timezone.now())
+
+        # Through the framework first: it records positions and inbox rows, so these need no relay.
+        envelopes, caused_by = batch()
+        framework_ms = []
+        for envelope in envelopes:
+            framework_ms.append(timed_ms(lambda: deliver(envelope.to_dict())))
+            points = caused_by(envelope)
+            framework_ms[-1] += timed_ms(lambda: [deliver(e.to_dict()) for e in points])
+        settle(envelopes)
+        # Then the domain functions alone; the relay delivers these later, and the consumers drop them as repeats,
+        # which keeps the framework's positions in step.
+        envelopes, caused_by = batch()
+        scores_ms, board_ms = [], []
+        for envelope in envelopes:
+            scores_ms.append(timed_ms(lambda: ledger_score_match(envelope=envelope)))
+            points = caused_by(envelope)
+            board_ms.append(timed_ms(lambda: [standings_apply(envelope=e) for e in [envelope, *points]]))
+        domain = [a + b for a, b in zip(scores_ms, board_ms, strict=True)]
+        self.say(f"consumer cost per result, Score Engine (ledger_score_match):          {figures(scores_ms)}")
+        self.say(f"consumer cost per result, leaderboard (3 events: result, 2 x points): {figures(board_ms)}")
+        self.say(f"consumer cost per result, both through the framework's deliver():     {figures(framework_ms)}")
+        self.say(f"  framework overhead per result ~{percentile(framework_ms, 50) - percentile(domain, 50):.1f} ms "
+                 f"(p50); at p50 one process sustains ~{1000 / percentile(framework_ms, 50):.0f} results/s")
+
+    # 6. STREAMING LAG ------------------------------------------------------------------------------------------
 
     def stream(self, tournament_id: str, players: list[str], rates: list[float], seconds: float,
                consumers: int | None, producers: int) -> None:
@@ -312,6 +370,7 @@ class Command(BaseCommand):
         workers = Workers(consumers or settings.EVENT_PARTITIONS)
         try:
             workers.start()
+            self.wait_for_outboxes()
             for rate in rates:
                 started = timezone.now()
                 total = int(rate * seconds)
@@ -324,6 +383,16 @@ class Command(BaseCommand):
                 self.report_lag(tournament_id, started)
         finally:
             workers.stop()
+
+    def wait_for_outboxes(self, timeout: float = 120) -> None:
+        """Let the relay and consumers finish earlier work first, so the lag measures only the streamed results."""
+        deadline = time.monotonic() + timeout
+        while (TournamentOutbox.objects.filter(status=OutboxStatus.PENDING).exists()
+               or ScoresOutbox.objects.filter(status=OutboxStatus.PENDING).exists()):
+            if time.monotonic() > deadline:
+                raise CommandError("the outboxes did not drain before streaming: is the relay running?")
+            time.sleep(0.2)
+        time.sleep(1.0)  # the last relayed events are still being applied
 
     def produce(self, tournament_id: str, players: list[str], rate: float, total: int, producers: int) -> float:
         """Record `total` results at `rate` per second through `match_record`, spread over producer threads."""
@@ -433,11 +502,16 @@ class Workers:
                                                start_new_session=True, stdout=subprocess.DEVNULL))
 
     def stop(self) -> None:
+        """Warm shutdown of each worker (SIGTERM to its main process); SIGKILL what is left of its group."""
         for process in self.processes:
             if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
+                process.send_signal(signal.SIGTERM)
         for process in self.processes:
             try:
                 process.wait(timeout=20)
             except subprocess.TimeoutExpired:
+                pass
+            try:
                 os.killpg(process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
