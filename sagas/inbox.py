@@ -77,18 +77,22 @@ def event_handler(*, consumer: str, event_types: Iterable[str], app_label: str) 
         raise ImproperlyConfigured(f"consumer {consumer!r} subscribes to no event type")
 
     def register(handler: Handler) -> Handler:
+        consumer_tables(app_label)  # fail at start-up, not at the first event, if the app lacks its tables
         for event_type in types:
-            existing = [s for s in _subscriptions[event_type] if s.consumer == consumer]
-            if existing and existing[0].handler is not handler:
-                if existing[0].handler.__qualname__ != handler.__qualname__:
-                    raise ImproperlyConfigured(f"consumer {consumer!r} already handles {event_type!r}")
-                _subscriptions[event_type].remove(existing[0])  # the same module imported again
-            elif existing:
-                continue
-            _subscriptions[event_type].append(Subscription(consumer, app_label, handler))
+            registered = _subscriptions[event_type]
+            for existing in [s for s in registered if s.consumer == consumer]:
+                if _name(existing.handler) != _name(handler):
+                    raise ImproperlyConfigured(f"consumer {consumer!r} already handles {event_type!r} "
+                                               f"with {_name(existing.handler)}")
+                registered.remove(existing)  # the same module imported once more
+            registered.append(Subscription(consumer, app_label, handler))
         return handler
 
     return register
+
+
+def _name(handler: Handler) -> str:
+    return f"{handler.__module__}.{handler.__qualname__}"
 
 
 def subscriptions_for(event_type: str) -> list[Subscription]:
@@ -107,12 +111,15 @@ class Outcome(enum.StrEnum):
     IGNORED = "ignored"
 
 
-def deliver_batch(bodies: list[Any], *, only_consumer: str | None = None) -> dict[Outcome, int]:
-    """Apply an ordered batch of one partition's envelopes; poison is dead-lettered, never raised."""
-    counts: dict[Outcome, int] = defaultdict(int)
+def deliver_batch(bodies: Any, *, only_consumer: str | None = None) -> dict[str, int]:
+    """Apply an ordered batch of one partition's envelopes; return outcome counts. Poison is dead-lettered."""
+    if not isinstance(bodies, list):
+        _dead_letter_unconsumable(bodies, reason="undecodable", error="a batch must be a list of envelopes")
+        return {Outcome.DEAD.value: 1}
+    counts: dict[str, int] = defaultdict(int)
     for body in bodies:
         for outcome in deliver(body, only_consumer=only_consumer):
-            counts[outcome] += 1
+            counts[outcome.value] += 1
     return dict(counts)
 
 
@@ -144,9 +151,10 @@ def consume(sub: Subscription, envelope: Envelope) -> Outcome:
     return outcome
 
 
-def _apply_one(sub: Subscription, envelope: Envelope, tables: ConsumerTables) -> Outcome:
+def _apply_one(sub: Subscription, envelope: Envelope, tables: ConsumerTables, *,
+               parked_id: int | None = None) -> Outcome:
     try:
-        return _apply_or_park(sub, envelope, tables)
+        return _apply_or_park(sub, envelope, tables, parked_id=parked_id)
     except TRANSIENT_ERRORS:
         raise
     except Exception as exc:  # a handler's non-transient error: the event is poison for this consumer
@@ -154,37 +162,52 @@ def _apply_one(sub: Subscription, envelope: Envelope, tables: ConsumerTables) ->
         return Outcome.DEAD
 
 
-def _lock_position(sub: Subscription, envelope: Envelope, tables: ConsumerTables):
-    positions = tables.position.objects.using(sub.app_label)
-    key = {"consumer": sub.consumer, "aggregate_type": envelope.aggregate_type, "aggregate_id": envelope.aggregate_id}
-    positions.bulk_create([tables.position(**key)], ignore_conflicts=True)
-    return positions.select_for_update().get(**key)
+def _position_key(sub: Subscription, envelope: Envelope) -> dict[str, str]:
+    return {"consumer": sub.consumer, "aggregate_type": envelope.aggregate_type, "aggregate_id": envelope.aggregate_id}
 
 
-def _apply_or_park(sub: Subscription, envelope: Envelope, tables: ConsumerTables) -> Outcome:
+def _lock_position(sub: Subscription, envelope: Envelope, tables: ConsumerTables) -> int:
+    """Lock (creating at 0 if new) the consumer's position row of the aggregate; return its version.
+
+    One statement: the upsert takes the row lock that serialises every
+    delivery of this aggregate to this consumer until the transaction ends.
+    """
+    connection = transaction.get_connection(sub.app_label)
+    table = connection.ops.quote_name(tables.position._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (consumer, aggregate_type, aggregate_id, version, updated_at)"
+            " VALUES (%s, %s, %s, 0, now()) ON CONFLICT (consumer, aggregate_type, aggregate_id)"
+            " DO UPDATE SET consumer = EXCLUDED.consumer RETURNING version",
+            [sub.consumer, envelope.aggregate_type, envelope.aggregate_id])
+        return cursor.fetchone()[0]
+
+
+def _apply_or_park(sub: Subscription, envelope: Envelope, tables: ConsumerTables, *,
+                   parked_id: int | None) -> Outcome:
     alias = sub.app_label
     with transaction.atomic(using=alias):
         position = _lock_position(sub, envelope, tables)
         inbox = tables.inbox.objects.using(alias)
-        parked = tables.parked.objects.using(alias).filter(consumer=sub.consumer, message_id=envelope.message_id)
-        if envelope.aggregate_version <= position.version or inbox.filter(
+        if envelope.aggregate_version <= position or inbox.filter(
                 consumer=sub.consumer, message_id=envelope.message_id).exists():
-            parked.delete()
-            return Outcome.DUPLICATE
-        if envelope.aggregate_version > position.version + 1:
-            _park(sub, envelope, tables)
-            return Outcome.PARKED
-        sub.handler(envelope)
-        inbox.create(consumer=sub.consumer, message_id=envelope.message_id, type=envelope.type)
-        position.version = envelope.aggregate_version
-        position.save(update_fields=["version", "updated_at"])
-        parked.delete()
-    return Outcome.APPLIED
+            outcome = Outcome.DUPLICATE
+        elif envelope.aggregate_version > position + 1:
+            return _park(sub, envelope, tables) if parked_id is None else Outcome.PARKED
+        else:
+            sub.handler(envelope)
+            inbox.create(consumer=sub.consumer, message_id=envelope.message_id, type=envelope.type)
+            tables.position.objects.using(alias).filter(**_position_key(sub, envelope)).update(
+                version=envelope.aggregate_version, updated_at=timezone.now())
+            outcome = Outcome.APPLIED
+        if parked_id is not None:
+            tables.parked.objects.using(alias).filter(id=parked_id).delete()
+    return outcome
 
 
-def _park(sub: Subscription, envelope: Envelope, tables: ConsumerTables) -> None:
+def _park(sub: Subscription, envelope: Envelope, tables: ConsumerTables) -> Outcome:
     parked = tables.parked.objects.using(sub.app_label)
-    key = {"consumer": sub.consumer, "aggregate_type": envelope.aggregate_type, "aggregate_id": envelope.aggregate_id}
+    key = _position_key(sub, envelope)
     first_of_gap = not parked.filter(**key).exists()
     parked.bulk_create([tables.parked(**key, message_id=envelope.message_id,
                                       aggregate_version=envelope.aggregate_version,
@@ -192,35 +215,34 @@ def _park(sub: Subscription, envelope: Envelope, tables: ConsumerTables) -> None
     if first_of_gap:
         args = (sub.app_label, sub.consumer, envelope.aggregate_type, envelope.aggregate_id)
         transaction.on_commit(lambda: schedule_gap_check(*args), using=sub.app_label, robust=True)
+    return Outcome.PARKED
 
 
 def _apply_parked_successors(sub: Subscription, aggregate_type: str, aggregate_id: str,
                              tables: ConsumerTables) -> None:
     """Apply parked versions that became next in line, one transaction each, in version order."""
-    parked = tables.parked.objects.using(sub.app_label).filter(
-        consumer=sub.consumer, aggregate_type=aggregate_type, aggregate_id=aggregate_id)
-    positions = tables.position.objects.using(sub.app_label)
-    while True:
-        version = positions.filter(consumer=sub.consumer, aggregate_type=aggregate_type,
-                                   aggregate_id=aggregate_id).values_list("version", flat=True).first() or 0
-        stale = parked.filter(aggregate_version__lte=version)
-        if stale.exists():
-            stale.delete()
+    key = {"consumer": sub.consumer, "aggregate_type": aggregate_type, "aggregate_id": aggregate_id}
+    parked = tables.parked.objects.using(sub.app_label).filter(**key)
+    positions = tables.position.objects.using(sub.app_label).filter(**key)
+    while parked.exists():  # one query in the usual case: nothing parked
+        version = positions.values_list("version", flat=True).first() or 0
+        parked.filter(aggregate_version__lte=version).delete()  # copies of versions applied meanwhile
         successor = parked.filter(aggregate_version=version + 1).first()
         if successor is None:
             return
-        envelope = Envelope.from_dict(successor.envelope)
-        if _apply_one(sub, envelope, tables) is not Outcome.APPLIED:
+        outcome = _apply_one(sub, Envelope.from_dict(successor.envelope), tables, parked_id=successor.id)
+        if outcome is not Outcome.APPLIED:
             return
 
 
 def schedule_gap_check(app_label: str, consumer: str, aggregate_type: str, aggregate_id: str, *,
-                       check: int = 1) -> None:
-    """Check the aggregate's gap again after the deadline, on its own partition queue (serial with deliveries)."""
+                       check: int = 1, countdown: float | None = None) -> None:
+    """Check the gap after the deadline (or `countdown` s) on its partition queue, serial with deliveries."""
     current_app.send_task(
         GAP_CHECK_TASK, kwargs={"app_label": app_label, "consumer": consumer, "aggregate_type": aggregate_type,
                                 "aggregate_id": aggregate_id, "check": check},
-        queue=queue_for(aggregate_id), countdown=settings.INBOX_GAP_DEADLINE_SECONDS, ignore_result=True)
+        queue=queue_for(aggregate_id), ignore_result=True,
+        countdown=settings.INBOX_GAP_DEADLINE_SECONDS if countdown is None else countdown)
 
 
 def producer_of(aggregate_type: str) -> str:
@@ -237,8 +259,7 @@ def gap_check(*, app_label: str, consumer: str, aggregate_type: str, aggregate_i
     """
     tables = consumer_tables(app_label)
     key = {"consumer": consumer, "aggregate_type": aggregate_type, "aggregate_id": aggregate_id}
-    sub_types = tables.parked.objects.using(app_label).filter(**key).values_list("envelope__type", flat=True)
-    first_type = sub_types.first()
+    first_type = tables.parked.objects.using(app_label).filter(**key).values_list("envelope__type", flat=True).first()
     if first_type is None:
         return "no gap"
     sub = subscription(consumer, first_type)

@@ -33,6 +33,9 @@ class Event:
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if "TYPE" in cls.__dict__:
+            known = EVENT_TYPES.get(cls.TYPE)
+            if known is not None and (known.__module__, known.__qualname__) != (cls.__module__, cls.__qualname__):
+                raise TypeError(f"event type {cls.TYPE!r} is already {known.__module__}.{known.__qualname__}")
             EVENT_TYPES[cls.TYPE] = cls
 
     def to_payload(self) -> dict[str, Any]:

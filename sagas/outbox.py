@@ -25,6 +25,7 @@ from sagas.partitions import partition_for
 logger = logging.getLogger(__name__)
 
 RELAY_TASK = "sagas.relay_outbox"
+NOTIFY_CHANNEL = "outbox_relay"
 
 
 class OutsideTransactionError(RuntimeError):
@@ -54,7 +55,17 @@ def publish(event: Event, *, outbox: type[AbstractOutboxMessage], aggregate_id: 
 
 
 def kick_relay_on_commit(app_label: str, *, using: str) -> None:
-    """Wake the relay for `app_label`'s outbox once the current transaction commits (once per transaction)."""
+    """Wake the relay for `app_label`'s outbox once the current transaction commits (once per transaction).
+
+    `OUTBOX_WAKEUP=kick` (the default) sends a relay task after commit;
+    `notify` issues `NOTIFY outbox_relay` inside the transaction instead
+    (PostgreSQL delivers it at commit, once per transaction) to wake a
+    long-running `drain_outbox --loop --listen`.
+    """
+    if settings.OUTBOX_WAKEUP == "notify":
+        with transaction.get_connection(using).cursor() as cursor:
+            cursor.execute("SELECT pg_notify(%s, %s)", [NOTIFY_CHANNEL, app_label])
+        return
     kick = _relay_kick(app_label)
     connection = transaction.get_connection(using)
     # Django keeps no set of callbacks; a transaction that publishes 1,000 events needs one kick, not 1,000.
@@ -67,8 +78,9 @@ def kick_relay_on_commit(app_label: str, *, using: str) -> None:
 def _relay_kick(app_label: str):
     def kick() -> None:
         try:
+            # No publish retries: a broker outage must not stall the committed request; the tick covers it.
             current_app.send_task(RELAY_TASK, kwargs={"service": app_label}, queue=settings.OUTBOX_RELAY_QUEUE,
-                                  ignore_result=True)
+                                  ignore_result=True, retry=False)
         except Exception:  # the broker is down: the beat tick sends the rows once it is back
             logger.warning("outbox kick for %s not sent; the relay tick will send the rows", app_label, exc_info=True)
     kick.__qualname__ = f"kick_relay[{app_label}]"

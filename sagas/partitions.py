@@ -17,9 +17,9 @@ def partition_for(partition_key: str) -> int:
     return zlib.crc32(str(partition_key).encode()) % settings.EVENT_PARTITIONS
 
 
-def partition_queue(partition: int) -> str:
+def partition_queue(partition: int, prefix: str | None = None) -> str:
     """Return the broker queue of a partition (a stored partition beyond the current count wraps)."""
-    return f"{settings.EVENT_QUEUE_PREFIX}.{partition % settings.EVENT_PARTITIONS}"
+    return f"{prefix or settings.EVENT_QUEUE_PREFIX}.{partition % settings.EVENT_PARTITIONS}"
 
 
 def queue_for(partition_key: str) -> str:

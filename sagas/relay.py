@@ -10,9 +10,9 @@ How a pass works, for one service's outbox and one partition at a time:
    FOR UPDATE SKIP LOCKED`: the partition's oldest pending rows that have
    committed (rows of an open transaction are invisible, rows an operator is
    updating are skipped, never waited for).
-3. The order guard: a row whose previous version (same aggregate) is not
-   visible as sent yet is held back: that version's transaction has not
-   committed. Rows are chosen by status, never by an id watermark, so a row
+3. The order guard: a row whose previous version (same aggregate) is neither
+   in the batch nor visible as SENT (or DEAD) is held back: that version's
+   transaction has not committed yet. Rows are chosen by status, never by an id watermark, so a row
    committed after higher ids (a long transaction holding a lower id) is still
    sent on a later pass; it is then not overtaken by its successor, which was
    held. After `OUTBOX_ORDER_HOLD_SECONDS` a held row goes anyway (a producer
@@ -35,6 +35,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import random
+import select
 import time
 import zlib
 from collections import defaultdict
@@ -42,19 +43,20 @@ from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any, Protocol
 
+import psycopg
 from celery import current_app
 from django.conf import settings
 from django.db import connections, router, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from sagas.inbox import DELIVER_TASK
 from sagas.messaging_models import AbstractOutboxMessage, OutboxStatus
 from sagas.partitions import partition_queue
 from sagas.tables import outbox_model, outbox_models
 
 logger = logging.getLogger(__name__)
 
-DELIVER_TASK = "events.deliver"
 ROW_FIELDS = ("id", "message_id", "type", "schema_version", "aggregate_type", "partition_key", "aggregate_version",
               "correlation_id", "causation_id", "occurred_at", "payload", "created_at")
 
@@ -70,9 +72,7 @@ class CeleryPublisher:
         self.queue_prefix = queue_prefix
 
     def queue(self, partition: int) -> str:
-        if self.queue_prefix is None:
-            return partition_queue(partition)
-        return f"{self.queue_prefix}.{partition % settings.EVENT_PARTITIONS}"
+        return partition_queue(partition, self.queue_prefix)
 
     def publish(self, partition: int, envelopes: list[dict[str, Any]]) -> None:
         with current_app.producer_or_acquire() as producer:
@@ -138,9 +138,10 @@ def _in_order(alias: str, outbox: type[AbstractOutboxMessage], rows: list[dict[s
     published = set()
     if needs_predecessor:
         keys = list(needs_predecessor.items())
+        table = connections[alias].ops.quote_name(outbox._meta.db_table)
         with connections[alias].cursor() as cursor:
             cursor.execute(
-                f"SELECT o.aggregate_type, o.partition_key FROM {connections[alias].ops.quote_name(outbox._meta.db_table)} o"
+                f"SELECT o.aggregate_type, o.partition_key FROM {table} o"
                 " JOIN unnest(%s::text[], %s::text[], %s::int[]) AS k(aggregate_type, partition_key, version)"
                 " ON o.aggregate_type = k.aggregate_type AND o.partition_key = k.partition_key"
                 " AND o.aggregate_version = k.version WHERE o.status <> %s",
@@ -228,6 +229,38 @@ def relay_services(services: Iterable[str] | None = None, **options: Any) -> lis
     """Drain the outboxes of `services` (default: every installed outbox)."""
     models = [outbox_model(name) for name in services] if services else outbox_models()
     return [relay_outbox(model, **options) for model in models]
+
+
+class OutboxListener:
+    """LISTEN for commits that wrote outbox rows (`OUTBOX_WAKEUP=notify`) on every database holding an outbox."""
+
+    def __init__(self, channel: str) -> None:
+        self.channel = channel
+        self.connections: list[psycopg.Connection] = []
+        seen = set()
+        for outbox in outbox_models():
+            params = connections[router.db_for_write(outbox)].get_connection_params()
+            key = (params.get("host"), params.get("port"), params.get("dbname"))
+            if key in seen:
+                continue
+            seen.add(key)
+            for name in ("cursor_factory", "context", "server_side_binding", "options"):
+                params.pop(name, None)
+            conn = psycopg.connect(**params, autocommit=True)
+            conn.execute(f"LISTEN {self.channel}")
+            self.connections.append(conn)
+
+    def wait(self, timeout: float) -> set[str]:
+        """Return the services whose outbox got rows (empty after `timeout` seconds of silence)."""
+        ready, _, _ = select.select(self.connections, [], [], timeout)
+        services = set()
+        for conn in ready:
+            services.update(notify.payload for notify in conn.notifies(timeout=0.0))
+        return services
+
+    def close(self) -> None:
+        for conn in self.connections:
+            conn.close()
 
 
 def purge_sent(*, older_than: timedelta | None = None) -> dict[str, int]:

@@ -17,20 +17,21 @@ from sagas.messaging_models import (
 )
 
 
-def _concrete(base: type[Model], app_label: str | None = None) -> list[type[Model]]:
+def concrete_models(base: type[Model], app_label: str | None = None) -> list[type[Model]]:
+    """Return the installed concrete subclasses of `base` (of one app, if given)."""
     return [model for model in apps.get_models()
             if issubclass(model, base) and (app_label is None or model._meta.app_label == app_label)]
 
 
 def outbox_models() -> list[type[AbstractOutboxMessage]]:
     """Return every installed outbox (one per service that publishes)."""
-    return _concrete(AbstractOutboxMessage)
+    return concrete_models(AbstractOutboxMessage)
 
 
 @cache
 def outbox_model(app_label: str) -> type[AbstractOutboxMessage]:
     """Return `app_label`'s outbox; ImproperlyConfigured if that app publishes nothing."""
-    found = _concrete(AbstractOutboxMessage, app_label)
+    found = concrete_models(AbstractOutboxMessage, app_label)
     if not found:
         raise ImproperlyConfigured(f"app {app_label!r} has no outbox table")
     return found[0]
@@ -49,17 +50,9 @@ class ConsumerTables:
 @cache
 def consumer_tables(app_label: str) -> ConsumerTables:
     """Return `app_label`'s inbox, positions, parked messages and dead letters."""
-    found = {base: _concrete(base, app_label)
+    found = {base: concrete_models(base, app_label)
              for base in (AbstractInboxMessage, AbstractConsumerPosition, AbstractParkedMessage, AbstractDeadLetter)}
     missing = [base.__name__.removeprefix("Abstract") for base, models in found.items() if not models]
     if missing:
         raise ImproperlyConfigured(f"app {app_label!r} consumes events but lacks {', '.join(missing)}")
     return ConsumerTables(*(models[0] for models in found.values()))
-
-
-def dead_letter_models() -> list[type[AbstractDeadLetter]]:
-    return _concrete(AbstractDeadLetter)
-
-
-def parked_models() -> list[type[AbstractParkedMessage]]:
-    return _concrete(AbstractParkedMessage)

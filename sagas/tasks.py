@@ -29,9 +29,15 @@ def purge_outbox() -> dict[str, int]:
     return relay.purge_sent()
 
 
-@shared_task(name=inbox.DELIVER_TASK, ignore_result=True, acks_late=True)
+@shared_task(name=inbox.DELIVER_TASK, ignore_result=True, acks_late=True, max_retries=20, retry_backoff_max=60)
 def deliver_events(envelopes: list, only_consumer: str | None = None) -> dict:
-    """Apply an ordered batch of one partition's events; called at least once (redelivery is a no-op)."""
+    """Apply an ordered batch of one partition's events; called at least once (redelivery is a no-op).
+
+    Poison is dead-lettered inside; only transient errors (a database or
+    broker down) escape and are retried with backoff for about a quarter of
+    an hour. Events applied before the error are not applied twice; later
+    batches meanwhile park behind the missing versions.
+    """
     return inbox.deliver_batch(envelopes, only_consumer=only_consumer)
 
 

@@ -176,11 +176,7 @@ CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 240)
 CELERY_TASK_DEFAULT_QUEUE = "sagas"
 CELERY_TASK_ROUTES = {f"{service}.*": {"queue": service} for service in SERVICE_SCHEMAS}
 CELERY_BEAT_SCHEDULER = "config.beat.SingletonDatabaseScheduler"
-CELERY_BEAT_SCHEDULE: dict = {
-    # The outbox relay's safety net; the after-commit kick makes events leave at once.
-    "outbox-relay-tick": {"task": "sagas.relay_outbox", "schedule": 1.0, "options": {"expires": 5}},
-    "outbox-purge": {"task": "sagas.purge_outbox", "schedule": 3600.0, "options": {"expires": 600}},
-}
+CELERY_BEAT_SCHEDULE: dict = {}
 # A beat process must renew its lock within this many seconds or another takes over.
 CELERY_BEAT_LOCK_TIMEOUT = env_int("CELERY_BEAT_LOCK_TIMEOUT", 30)
 CELERY_TIMEZONE = TIME_ZONE
@@ -196,11 +192,23 @@ OUTBOX_MAX_ATTEMPTS = env_int("OUTBOX_MAX_ATTEMPTS", 5)
 # (a transaction holding it has not committed) before sending it anyway.
 OUTBOX_ORDER_HOLD_SECONDS = env_int("OUTBOX_ORDER_HOLD_SECONDS", 10)
 OUTBOX_RETENTION_HOURS = env_int("OUTBOX_RETENTION_HOURS", 7 * 24)
+# How a commit wakes the relay: "kick" (a relay task sent after commit) or
+# "notify" (NOTIFY at commit, heard by `drain_outbox --loop --listen`).
+OUTBOX_WAKEUP = os.environ.get("OUTBOX_WAKEUP", "kick")
+if OUTBOX_WAKEUP not in {"kick", "notify"}:
+    raise ImproperlyConfigured(f"OUTBOX_WAKEUP must be 'kick' or 'notify', got {OUTBOX_WAKEUP!r}")
 # Queue of the relay tasks (after-commit kick, beat tick, re-publish requests).
 OUTBOX_RELAY_QUEUE = os.environ.get("OUTBOX_RELAY_QUEUE", "sagas")
 # A version gap a consumer still sees after this long is re-fetched from the producer.
 INBOX_GAP_DEADLINE_SECONDS = env_int("INBOX_GAP_DEADLINE_SECONDS", 30)
 INBOX_GAP_CHECKS = env_int("INBOX_GAP_CHECKS", 5)
+CELERY_BEAT_SCHEDULE.update({
+    # The relay's safety net (a lost kick, a broker that was down); the kick makes events leave at once.
+    "outbox-relay-tick": {"task": "sagas.relay_outbox", "schedule": 1.0,
+                          "options": {"queue": OUTBOX_RELAY_QUEUE, "expires": 5}},
+    "outbox-purge": {"task": "sagas.purge_outbox", "schedule": 3600.0,
+                     "options": {"queue": OUTBOX_RELAY_QUEUE, "expires": 600}},
+})
 
 LOGGING = {
     "version": 1,

@@ -1,5 +1,6 @@
 """The inbox applies each event once and in version order, whatever the broker does."""
 import uuid
+from dataclasses import dataclass
 
 import pytest
 from django.utils import timezone
@@ -7,7 +8,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from leaderboard.models import ConsumerPosition, DeadLetter, InboxMessage, ParkedMessage
-from sagas.inbox import Outcome, deliver
+from sagas.inbox import Outcome, deliver, event_handler
+from sagas.messages import Envelope, Event
 from tests.support.event_probe import PROBE_CONSUMER, ProbeTicked, applied_versions
 
 pytestmark = pytest.mark.django_db(transaction=True, databases=["leaderboard", "sagas"])
@@ -75,3 +77,64 @@ def test_undecodable_and_unknown_messages_become_backbone_dead_letters(probe_eff
     reasons = {letter.reason: letter.error for letter in BackboneDeadLetter.objects.all()}
     assert "envelope lacks message_id" in reasons["undecodable"]
     assert "nobody.Knows" in reasons["unknown type"]
+
+
+def test_two_handlers_for_one_consumer_and_type_are_refused():
+    from django.core.exceptions import ImproperlyConfigured
+
+    def another_recorder(envelope):
+        """Called at least once."""
+
+    with pytest.raises(ImproperlyConfigured, match="already handles"):
+        event_handler(consumer=PROBE_CONSUMER, event_types=[ProbeTicked.TYPE], app_label="leaderboard")(
+            another_recorder)
+
+
+@dataclass(frozen=True)
+class ProbeShared(Event):
+    TYPE = "tournament.ProbeShared"
+    AGGREGATE_TYPE = "tournament.Probe"
+
+    value: str
+
+
+@event_handler(consumer="probe.shared.scores", event_types=[ProbeShared.TYPE], app_label="scores")
+def shared_in_scores(envelope: Envelope) -> None:
+    """Fail on poison. Called at least once."""
+    if envelope.payload["value"] == "poison":
+        raise ValueError("scores refuses poison")
+
+
+@event_handler(consumer="probe.shared.leaderboard", event_types=[ProbeShared.TYPE], app_label="leaderboard")
+def shared_in_leaderboard(envelope: Envelope) -> None:
+    """Accept everything. Called at least once."""
+
+
+@pytest.mark.django_db(transaction=True, databases=["scores", "leaderboard", "sagas"])
+def test_each_consumer_of_one_event_type_has_its_own_inbox_transaction_and_dead_letters():
+    from scores.models import DeadLetter as ScoresDeadLetter
+    from scores.models import InboxMessage as ScoresInbox
+
+    # when one event reaches two consumers in two services, and one of them fails on it
+    body = envelope("shared-agg", 1, "poison") | {"type": ProbeShared.TYPE}
+    assert deliver(body) == [Outcome.DEAD, Outcome.APPLIED]
+    # then the failure is the scores consumer's own dead letter, and the read model's effect committed anyway
+    assert ScoresDeadLetter.objects.get().consumer == "probe.shared.scores"
+    assert not ScoresInbox.objects.exists()
+    assert InboxMessage.objects.get().consumer == "probe.shared.leaderboard"
+    # and a redelivery is a no-op for the consumer that applied it, a repeat failure for the other
+    assert deliver(body) == [Outcome.DEAD, Outcome.DUPLICATE]
+    assert ScoresDeadLetter.objects.get().attempts == 2
+
+
+def test_an_event_type_string_cannot_be_reused_by_another_class():
+    with pytest.raises(TypeError, match="already"):
+        type("Impostor", (Event,), {"TYPE": ProbeTicked.TYPE, "AGGREGATE_TYPE": "x.Y"})
+
+
+def test_a_consumer_in_an_app_without_consumer_tables_is_refused_at_registration():
+    from django.core.exceptions import ImproperlyConfigured
+
+    with pytest.raises(ImproperlyConfigured, match="lacks ConsumerPosition, ParkedMessage, DeadLetter"):
+        event_handler(consumer="probe.nowhere", event_types=[ProbeTicked.TYPE], app_label="tournament")(
+            lambda envelope: None)

@@ -1,5 +1,6 @@
 """The transactional outbox and its relay, against real PostgreSQL, Redis and workers."""
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -214,3 +215,48 @@ def test_drain_outbox_with_bad_arguments_fails_clearly_with_exit_code_2(argument
     assert result.returncode == 2
     assert error in result.stderr
     assert OutboxMessage.objects.get().status == OutboxStatus.PENDING
+
+
+def test_a_listening_relay_wakes_on_the_commits_notify(scratch_queues):
+    # given a long-running relay that otherwise passes only every 30 s
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test", "EVENT_QUEUE_PREFIX": scratch_queues}
+    listener = subprocess.Popen([sys.executable, "manage.py", "drain_outbox", "--service", "tournament", "--loop",
+                                 "--listen", "--interval", "30"], cwd=BASE_DIR, env=env, start_new_session=True,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        probe_rows(OutboxMessage, "listened", [1])  # sent by its first pass, which starts after LISTEN
+        wait_until(lambda: OutboxMessage.objects.get().status == OutboxStatus.SENT, timeout=30, message="first pass")
+        # when a transaction publishes with OUTBOX_WAKEUP=notify
+        with override_settings(OUTBOX_WAKEUP="notify"), transaction.atomic(using="tournament"):
+            publish(ProbeTicked(value="wake"), outbox=OutboxMessage, aggregate_id="listened", aggregate_version=2)
+        # then its NOTIFY wakes the relay long before the next 30 s pass
+        wait_until(lambda: OutboxMessage.objects.get(aggregate_version=2).status == OutboxStatus.SENT, timeout=10,
+                   message="sent on NOTIFY")
+    finally:
+        os.killpg(listener.pid, signal.SIGTERM)
+        listener.wait(timeout=10)
+
+
+def test_consume_events_with_a_partition_out_of_range_fails_clearly_with_exit_code_2():
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test"}
+    result = subprocess.run([sys.executable, "manage.py", "consume_events", "--partitions", "0,9"], cwd=BASE_DIR,
+                            env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "partitions [9] outside 0..3" in result.stderr
+
+
+def test_the_beat_tick_alone_relays_rows_nobody_kicked(celery_worker, tmp_path):
+    # given a pending row whose kick was lost
+    probe_rows(OutboxMessage, "unkicked", [1])
+    # when beat runs its schedule (the real `celery beat`, database scheduler behind its lock)
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test"}
+    beat = subprocess.Popen([sys.executable, "-m", "celery", "-A", "config", "beat", "--loglevel=INFO",
+                             "-s", str(tmp_path / "schedule")], cwd=BASE_DIR, env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        # then the every-second tick sends it
+        wait_until(lambda: OutboxMessage.objects.get().status == OutboxStatus.SENT, timeout=30,
+                   message="row sent by the beat tick")
+    finally:
+        os.killpg(beat.pid, signal.SIGTERM)
+        beat.wait(timeout=15)

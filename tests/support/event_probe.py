@@ -3,7 +3,7 @@
 Loaded by the test process and by the events worker (`--include`). The
 handler's effect is one row in `probe_effect`, written in the transaction the
 framework opens, so a test sees exactly which versions were applied, in which
-order, and how often. A payload value starting with "poison" makes it raise.
+order, and how often. A payload value starting with "poison" makes it raise until `cure(value)`.
 """
 from dataclasses import dataclass
 
@@ -36,6 +36,13 @@ def create_effect_table() -> None:
         cursor.execute("TRUNCATE probe_effect")
 
 
+def cure(value: str) -> None:
+    """Make the handler accept a poison value from now on (the operator fixed the cause)."""
+    with connections[PROBE_ALIAS].cursor() as cursor:
+        cursor.execute("INSERT INTO probe_effect (consumer, aggregate_id, version, message_id, value)"
+                       " VALUES ('cure', 'cure', 0, gen_random_uuid(), %s)", [value])
+
+
 def applied_versions(aggregate_id: str) -> list[int]:
     """Return the versions applied to `aggregate_id`, in the order they were applied."""
     with connections[PROBE_ALIAS].cursor() as cursor:
@@ -47,9 +54,11 @@ def applied_versions(aggregate_id: str) -> list[int]:
 def record_tick(envelope: Envelope) -> None:
     """Record the tick. Called at least once."""
     value = envelope.payload["value"]
-    if value.startswith("poison"):
-        raise ProbePoisonError(f"cannot apply {value!r}")
     with connections[PROBE_ALIAS].cursor() as cursor:
+        if value.startswith("poison"):
+            cursor.execute("SELECT 1 FROM probe_effect WHERE consumer = 'cure' AND value = %s", [value])
+            if cursor.fetchone() is None:
+                raise ProbePoisonError(f"cannot apply {value!r}")
         cursor.execute("INSERT INTO probe_effect (consumer, aggregate_id, version, message_id, value)"
                        " VALUES (%s, %s, %s, %s, %s)",
                        [PROBE_CONSUMER, envelope.aggregate_id, envelope.aggregate_version, envelope.message_id, value])

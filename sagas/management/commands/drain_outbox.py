@@ -4,9 +4,10 @@ from __future__ import annotations
 import argparse
 import time
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
-from sagas.relay import RelayReport, relay_services
+from sagas.outbox import NOTIFY_CHANNEL
+from sagas.relay import OutboxListener, RelayReport, relay_services
 from sagas.tables import outbox_models
 
 
@@ -43,9 +44,14 @@ class Command(BaseCommand):
         parser.add_argument("--loop", action="store_true", help="keep relaying until interrupted (Ctrl-C)")
         parser.add_argument("--interval", type=positive_float, default=1.0, metavar="SECONDS",
                             help="pause between passes with --loop (default 1)")
+        parser.add_argument("--listen", action="store_true",
+                            help="with --loop: also wake at once on each commit's NOTIFY (OUTBOX_WAKEUP=notify)")
 
     def handle(self, *args, service: list[str] | None, batch_size: int | None, loop: bool, interval: float,
-               **options) -> None:
+               listen: bool, **options) -> None:
+        if listen and not loop:
+            raise CommandError("--listen needs --loop", returncode=2)
+        listener = OutboxListener(NOTIFY_CHANNEL) if listen else None
         try:
             while True:
                 reports = relay_services(service, batch_size=batch_size)
@@ -54,9 +60,15 @@ class Command(BaseCommand):
                         self.stdout.write(self.describe(report))
                 if not loop:
                     return
-                time.sleep(interval)
+                if listener is not None:
+                    listener.wait(interval)
+                else:
+                    time.sleep(interval)
         except KeyboardInterrupt:
             self.stdout.write("stopped")
+        finally:
+            if listener is not None:
+                listener.close()
 
     @staticmethod
     def describe(report: RelayReport) -> str:
