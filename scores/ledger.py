@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from sagas.messages import Event
 from sagas.outbox import publish
-from scores.messages import LedgerClosed, LedgerOpened, PointsAwarded, PointsRevoked
+from scores.messages import LedgerClosed, LedgerOpened, PointsAwarded, PointsAwardedV1, PointsRevoked
 from scores.models import LedgerEvent, LedgerSnapshot, OutboxMessage
 
 ALIAS = "scores"
@@ -76,11 +76,12 @@ V1_REASONS = {3: "win", 1: "draw", 0: "loss"}
 
 def points_awarded_v1_to_v2(payload: dict[str, Any]) -> dict[str, Any]:
     """Add the `reason` v1 did not record; v1 only ever awarded match points, so they tell the outcome."""
-    return {**payload, "reason": V1_REASONS.get(payload["points"], "match result")}
+    v1 = PointsAwardedV1(**payload)
+    return {**dataclasses.asdict(v1), "reason": V1_REASONS.get(v1.points, "match result")}
 
 
 UPCASTERS: dict[tuple[str, int], Upcaster] = {
-    (PointsAwarded.TYPE, 1): points_awarded_v1_to_v2,
+    (PointsAwardedV1.TYPE, PointsAwardedV1.SCHEMA_VERSION): points_awarded_v1_to_v2,
 }
 
 

@@ -4,6 +4,7 @@ Ledger events are stored in the Score Engine's event store; they are also what
 other services (the leaderboard) may consume.
 """
 from dataclasses import dataclass
+from typing import ClassVar
 
 from sagas.messages import Event
 
@@ -30,12 +31,16 @@ class LedgerClosed(Event):
 
 
 @dataclass(frozen=True)
-class PointsAwardedV1(Event):
-    """The first shape of PointsAwarded, kept because v1 rows are stored forever; read them as v2 (upcaster)."""
+class PointsAwardedV1:
+    """The first shape of PointsAwarded (schema 1, no `reason`), no longer written.
 
-    TYPE = "scores.PointsAwarded"
-    AGGREGATE_TYPE = LEDGER
-    SCHEMA_VERSION = 1
+    Kept because events are stored forever: rows in this shape load as
+    PointsAwarded v2 through the upcaster in `scores.ledger`. Not an Event
+    subclass, since one type string maps to one class that is published.
+    """
+
+    TYPE: ClassVar[str] = "scores.PointsAwarded"
+    SCHEMA_VERSION: ClassVar[int] = 1
 
     tournament_id: str
     player_id: str

@@ -1,4 +1,5 @@
 """The ledger stream: state by replay (or from snapshots), as of a time or version, appends guarded by the version."""
+import dataclasses
 import uuid
 from datetime import timedelta
 
@@ -91,9 +92,13 @@ def test_a_v1_points_awarded_stored_before_reasons_existed_loads_as_v2_through_t
     tournament_id = str(uuid.uuid4())
     with transaction.atomic(using="scores"):
         state = open_stream(tournament_id, "eve")
-        for points in (3, 1):
-            state = ledger_append(state=state, event=PointsAwardedV1(tournament_id=tournament_id, player_id="eve",
-                                                                      match_id="m", points=points))
+    # given rows written in the v1 shape, before `reason` existed (as the code of that time stored them)
+    LedgerEvent.objects.bulk_create([
+        LedgerEvent(tournament_id=tournament_id, player_id="eve", version=state.version + n, type=PointsAwardedV1.TYPE,
+                    schema_version=PointsAwardedV1.SCHEMA_VERSION, recorded_at=timezone.now(),
+                    payload=dataclasses.asdict(PointsAwardedV1(tournament_id=tournament_id, player_id="eve",
+                                                               match_id="m", points=points)))
+        for n, points in enumerate((3, 1), start=1)])
     stored = LedgerEvent.objects.filter(tournament_id=tournament_id, type=PointsAwarded.TYPE).order_by("version")
     assert [(row.schema_version, "reason" in row.payload) for row in stored] == [(1, False), (1, False)]
 
