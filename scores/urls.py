@@ -1,4 +1,8 @@
 """REST routes of the scores app, mounted under /api/."""
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from scores import api
+
+urlpatterns: list = [
+    path("players/<str:player_id>/ledger/", api.PlayerLedgerView.as_view(), name="player-ledger"),
+]

@@ -130,6 +130,11 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 
+# SCORE LEDGER
+# A snapshot of a ledger stream is written every this many events; loading
+# then reads the latest snapshot and fewer than this many events after it.
+SCORES_LEDGER_SNAPSHOT_EVERY = env_int("SCORES_LEDGER_SNAPSHOT_EVERY", 50)
+
 # REST FRAMEWORK
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
