@@ -4,6 +4,8 @@ from django.db import connections
 from django.http import HttpRequest, JsonResponse
 from kombu import Connection
 
+from sagas.relay import outbox_figures
+
 PROBE_TIMEOUT_SECONDS = 2
 
 
@@ -34,4 +36,13 @@ def healthz(request: HttpRequest) -> JsonResponse:
     checks = {f"database:{alias}": database_status(alias) for alias in connections}
     checks["broker"] = broker_status()
     healthy = all(status == "ok" for status in checks.values())
-    return JsonResponse({"status": "ok" if healthy else "down", "checks": checks}, status=200 if healthy else 503)
+    body = {"status": "ok" if healthy else "down", "checks": checks, "outboxes": outbox_status()}
+    return JsonResponse(body, status=200 if healthy else 503)
+
+
+def outbox_status() -> list[dict] | str:
+    """Report each outbox's backlog, dead rows and oldest pending age (figures, not a pass/fail check)."""
+    try:
+        return outbox_figures()
+    except Exception as exc:  # a database down is already reported above
+        return f"unavailable: {exc.__class__.__name__}"

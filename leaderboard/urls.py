@@ -1,4 +1,8 @@
 """REST routes of the leaderboard app, mounted under /api/."""
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from leaderboard import api
+
+urlpatterns: list = [
+    path("tournaments/<str:tournament_id>/leaderboard/", api.LeaderboardView.as_view(), name="tournament-leaderboard"),
+]

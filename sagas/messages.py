@@ -13,6 +13,15 @@ from datetime import datetime
 from typing import Any, ClassVar, Self
 
 
+# Every event class defined in an imported `messages` module, by type string
+# (the sagas app imports each installed app's `messages` at start-up).
+EVENT_TYPES: dict[str, type[Event]] = {}
+
+
+def is_known_event_type(event_type: str) -> bool:
+    return event_type in EVENT_TYPES
+
+
 @dataclasses.dataclass(frozen=True)
 class Event:
     """Base of every event: subclasses set the three class-level names."""
@@ -20,6 +29,14 @@ class Event:
     TYPE: ClassVar[str]
     AGGREGATE_TYPE: ClassVar[str]
     SCHEMA_VERSION: ClassVar[int] = 1
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "TYPE" in cls.__dict__:
+            known = EVENT_TYPES.get(cls.TYPE)
+            if known is not None and (known.__module__, known.__qualname__) != (cls.__module__, cls.__qualname__):
+                raise TypeError(f"event type {cls.TYPE!r} is already {known.__module__}.{known.__qualname__}")
+            EVENT_TYPES[cls.TYPE] = cls
 
     def to_payload(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -8,6 +8,14 @@ import uuid
 
 from django.db import models
 
+from sagas.messaging_models import (
+    AbstractConsumerPosition,
+    AbstractDeadLetter,
+    AbstractInboxMessage,
+    AbstractOutboxMessage,
+    AbstractParkedMessage,
+)
+
 
 class SagaState(models.TextChoices):
     STARTED = "STARTED"
@@ -93,3 +101,23 @@ class SagaStepAttempt(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} {self.kind.lower()} #{self.attempt} [{self.status}]"
+
+
+class OutboxMessage(AbstractOutboxMessage):
+    """Events the sagas app itself publishes (and the benchmark's)."""
+
+
+class InboxMessage(AbstractInboxMessage):
+    """Messages the sagas app's own consumers have applied."""
+
+
+class ConsumerPosition(AbstractConsumerPosition):
+    """The last version of each aggregate the sagas app's consumers applied."""
+
+
+class ParkedMessage(AbstractParkedMessage):
+    """Events the sagas app's consumers received ahead of a missing version."""
+
+
+class DeadLetter(AbstractDeadLetter):
+    """Backbone dead letters: undecodable or unknown-type messages (no consumer owns them), and the sagas app's own."""

@@ -1,4 +1,12 @@
-"""Tasks of the orchestrator (queue `sagas`): the errback every step carries, and the watchdog."""
+"""Tasks of the sagas app: the messaging backbone (relay, event delivery, gap checks, re-publishing)
+and the saga orchestrator (the errback every step carries, the watchdog).
+
+All ignore their results: their visible end state is in the tables (outbox
+status, inbox, dead letters, the saga log).
+"""
+from __future__ import annotations
+
+import logging
 import time
 from functools import cache
 
@@ -6,7 +14,55 @@ import redis
 from celery import shared_task
 from django.conf import settings
 
+from sagas import inbox, relay
 from sagas.orchestrator import sagas_recover, step_failure
+from sagas.outbox import outbox_republish
+from sagas.tables import outbox_model
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(name="sagas.relay_outbox", ignore_result=True, soft_time_limit=50, time_limit=60)
+def relay_outbox(service: str | None = None) -> int:
+    """Drain one service's outbox (the after-commit kick) or every outbox (the beat tick); return rows sent."""
+    reports = relay.relay_services([service] if service else None, max_seconds=30)
+    return sum(report.sent for report in reports)
+
+
+@shared_task(name="sagas.purge_outbox", ignore_result=True, time_limit=600)
+def purge_outbox() -> dict[str, int]:
+    """Delete SENT outbox rows older than OUTBOX_RETENTION_HOURS (each aggregate's newest row stays)."""
+    return relay.purge_sent()
+
+
+@shared_task(name=inbox.DELIVER_TASK, ignore_result=True, acks_late=True, max_retries=20, retry_backoff_max=60)
+def deliver_events(envelopes: list, only_consumer: str | None = None) -> dict:
+    """Apply an ordered batch of one partition's events; called at least once (redelivery is a no-op).
+
+    Poison is dead-lettered inside; only transient errors (a database or
+    broker down) escape and are retried with backoff for about a quarter of
+    an hour. Events applied before the error are not applied twice; later
+    batches meanwhile park behind the missing versions.
+    """
+    return inbox.deliver_batch(envelopes, only_consumer=only_consumer)
+
+
+@shared_task(name=inbox.GAP_CHECK_TASK, ignore_result=True)
+def check_gap(*, app_label: str, consumer: str, aggregate_type: str, aggregate_id: str, check: int = 1) -> str:
+    """Apply or chase the missing versions of one aggregate for one consumer."""
+    outcome = inbox.gap_check(app_label=app_label, consumer=consumer, aggregate_type=aggregate_type,
+                              aggregate_id=aggregate_id, check=check)
+    logger.info("gap check %s %s %s: %s", consumer, aggregate_type, aggregate_id, outcome)
+    return outcome
+
+
+@shared_task(name=inbox.REPUBLISH_TASK, ignore_result=True)
+def republish(*, producer: str, aggregate_type: str, aggregate_id: str, versions: list[int]) -> int:
+    """Re-send versions a consumer misses; runs on the producer's own queue, against its own outbox."""
+    count = outbox_republish(outbox=outbox_model(producer), aggregate_type=aggregate_type,
+                             aggregate_id=aggregate_id, versions=versions)
+    logger.info("republish %s %s %s: %s rows", aggregate_type, aggregate_id, versions, count)
+    return count
 
 
 @shared_task(name="sagas.step_failed", ignore_result=True)

@@ -1,8 +1,28 @@
-"""Players with their state; suspend and lift as actions that call the service."""
+"""Admin of the Score Engine: players (suspend and lift call the service) and the ledger, read-only (append-only)."""
 from django.contrib import admin, messages
 
-from scores.models import Player
+from config.readonly_admin import ReadOnlyAdmin
+from scores.models import LedgerEvent, LedgerSnapshot, Player, ScoredMatch
 from scores.services import player_update
+
+
+@admin.register(LedgerEvent)
+class LedgerEventAdmin(ReadOnlyAdmin):
+    list_display = ["tournament_id", "player_id", "version", "type", "schema_version", "recorded_at"]
+    list_filter = ["type", "schema_version"]
+    search_fields = ["=tournament_id", "player_id"]
+
+
+@admin.register(LedgerSnapshot)
+class LedgerSnapshotAdmin(ReadOnlyAdmin):
+    list_display = ["tournament_id", "player_id", "version", "schema", "recorded_at"]
+    search_fields = ["=tournament_id", "player_id"]
+
+
+@admin.register(ScoredMatch)
+class ScoredMatchAdmin(ReadOnlyAdmin):
+    list_display = ["match_id", "tournament_id", "version", "player_a", "points_a", "player_b", "points_b"]
+    search_fields = ["=match_id", "=tournament_id"]
 
 
 @admin.register(Player)

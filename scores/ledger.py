@@ -1,23 +1,36 @@
 """The event-sourced score ledger: one append-only stream per (tournament, player).
 
-State is never stored, only derived: `ledger_load` folds the stream's events
-through `FOLDS`. Appending checks the expected version; the unique
-(stream, version) constraint turns a concurrent append into a conflict.
+State is never stored as the truth, only derived: `ledger_load` folds the
+stream's events through `FOLDS`, starting from the latest snapshot when there
+is one (a snapshot every `SCORES_LEDGER_SNAPSHOT_EVERY` events), so a load
+reads at most that many events however long the stream is. Stored events are
+upcast to their current schema before anything reads them.
+
+Appending checks the expected version; the unique (stream, version) constraint
+turns a concurrent append into a VersionConflict. Every appended event is also
+published to the Score Engine's outbox in the same transaction (aggregate
+`scores.Ledger`, id `<tournament>/<player>`, version = stream version), so the
+read model sees a gapless sequence per stream.
 """
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterable
 from datetime import datetime
+from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from sagas.messages import Event
-from scores.messages import LedgerClosed, LedgerOpened
-from scores.models import LedgerEvent
+from sagas.outbox import publish
+from scores.messages import LedgerClosed, LedgerOpened, PointsAwarded, PointsAwardedV1, PointsRevoked
+from scores.models import LedgerEvent, LedgerSnapshot, OutboxMessage
 
 ALIAS = "scores"
+# The shape of LedgerState as stored in snapshots; bump it when LedgerState changes.
+SNAPSHOT_SCHEMA = 1
 
 
 class LedgerStatus:
@@ -39,44 +52,136 @@ class LedgerState:
     version: int = 0
 
 
+@dataclasses.dataclass(frozen=True)
+class StoredEvent:
+    """A ledger event as read back: upcast to the current schema of its type."""
+
+    version: int
+    type: str
+    schema_version: int
+    payload: dict[str, Any]
+    recorded_at: datetime
+
+
+def stream_key(tournament_id: str, player_id: str) -> str:
+    """Return the aggregate id of a stream (its partition key on the wire)."""
+    return f"{tournament_id}/{player_id}"
+
+
+# UPCASTING: (type, stored schema version) -> payload of the next version.
+# A stored event passes through the chain until it reaches the current version.
+Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
+V1_REASONS = {3: "win", 1: "draw", 0: "loss"}
+
+
+def points_awarded_v1_to_v2(payload: dict[str, Any]) -> dict[str, Any]:
+    """Add the `reason` v1 did not record; v1 only ever awarded match points, so they tell the outcome."""
+    v1 = PointsAwardedV1(**payload)
+    return {**dataclasses.asdict(v1), "reason": V1_REASONS.get(v1.points, "match result")}
+
+
+UPCASTERS: dict[tuple[str, int], Upcaster] = {
+    (PointsAwardedV1.TYPE, PointsAwardedV1.SCHEMA_VERSION): points_awarded_v1_to_v2,
+}
+
+
+def upcast(event_type: str, schema_version: int, payload: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    """Return the event's payload in the newest schema its upcasters reach, and that version."""
+    while (upcaster := UPCASTERS.get((event_type, schema_version))) is not None:
+        payload, schema_version = upcaster(payload), schema_version + 1
+    return schema_version, payload
+
+
+def stored_event(row: LedgerEvent) -> StoredEvent:
+    schema_version, payload = upcast(row.type, row.schema_version, row.payload)
+    return StoredEvent(version=row.version, type=row.type, schema_version=schema_version, payload=payload,
+                       recorded_at=row.recorded_at)
+
+
+# FOLDS: how each (upcast) event changes the state.
 Fold = Callable[[LedgerState, dict], LedgerState]
 
 FOLDS: dict[str, Fold] = {
     LedgerOpened.TYPE: lambda state, payload: dataclasses.replace(state, status=LedgerStatus.OPEN),
     LedgerClosed.TYPE: lambda state, payload: dataclasses.replace(state, status=LedgerStatus.CLOSED),
+    PointsAwarded.TYPE: lambda state, payload: dataclasses.replace(state, points=state.points + payload["points"]),
+    PointsRevoked.TYPE: lambda state, payload: dataclasses.replace(state, points=state.points - payload["points"]),
 }
 
 
-def ledger_fold(state: LedgerState, events: Iterable[LedgerEvent]) -> LedgerState:
-    """Apply stored events, in version order, to `state`."""
+def ledger_fold(state: LedgerState, events: Iterable[StoredEvent]) -> LedgerState:
+    """Apply events, in version order, to `state`."""
     for event in events:
         state = FOLDS[event.type](state, event.payload)
         state = dataclasses.replace(state, version=event.version)
     return state
 
 
-def ledger_load(*, tournament_id: str, player_id: str, as_of: datetime | None = None) -> LedgerState:
-    """Return the stream's state now, or as it was at `as_of`, by replaying its events."""
-    events = LedgerEvent.objects.using(ALIAS).filter(tournament_id=tournament_id, player_id=player_id)
+def ledger_events(*, tournament_id: str, player_id: str, after_version: int = 0, as_of: datetime | None = None,
+                  version: int | None = None) -> list[StoredEvent]:
+    """Return the stream's events after `after_version` (up to a time or version), upcast, in order."""
+    rows = LedgerEvent.objects.using(ALIAS).filter(tournament_id=tournament_id, player_id=player_id,
+                                                   version__gt=after_version)
     if as_of is not None:
-        events = events.filter(recorded_at__lte=as_of)
-    return ledger_fold(LedgerState(tournament_id=str(tournament_id), player_id=player_id), events.order_by("version"))
+        rows = rows.filter(recorded_at__lte=as_of)
+    if version is not None:
+        rows = rows.filter(version__lte=version)
+    return [stored_event(row) for row in rows.order_by("version")]
 
 
-def ledger_append(*, state: LedgerState, event: Event, causation_id: str = "") -> LedgerState:
-    """Append `event` after `state.version`; raise VersionConflict if the stream moved on.
+def latest_snapshot(*, tournament_id: str, player_id: str, as_of: datetime | None = None,
+                    version: int | None = None) -> LedgerState | None:
+    """Return the newest snapshot of the stream not later than `as_of` / `version`, or None."""
+    snapshots = LedgerSnapshot.objects.using(ALIAS).filter(tournament_id=tournament_id, player_id=player_id,
+                                                           schema=SNAPSHOT_SCHEMA)
+    if as_of is not None:
+        snapshots = snapshots.filter(recorded_at__lte=as_of)
+    if version is not None:
+        snapshots = snapshots.filter(version__lte=version)
+    snapshot = snapshots.order_by("-version").only("state").first()
+    return LedgerState(**snapshot.state) if snapshot else None
+
+
+def ledger_load(*, tournament_id: str, player_id: str, as_of: datetime | None = None, version: int | None = None,
+                use_snapshots: bool = True) -> LedgerState:
+    """Return the stream's state now, or as it was at `as_of` or at `version`.
+
+    Reads the latest snapshot at or before that point and replays only the
+    events after it; `use_snapshots=False` replays the whole stream (the
+    snapshots must never change the answer, only the time it takes).
+    """
+    tournament_id = str(tournament_id)
+    start = latest_snapshot(tournament_id=tournament_id, player_id=player_id, as_of=as_of, version=version) \
+        if use_snapshots else None
+    start = start or LedgerState(tournament_id=tournament_id, player_id=player_id)
+    return ledger_fold(start, ledger_events(tournament_id=tournament_id, player_id=player_id,
+                                            after_version=start.version, as_of=as_of, version=version))
+
+
+def ledger_append(*, state: LedgerState, event: Event, causation_id: str = "", correlation_id: str = "") -> LedgerState:
+    """Append `event` after `state.version` and publish it; raise VersionConflict if the stream moved on.
 
     Must run inside the caller's transaction on the `scores` alias; the savepoint
-    keeps that transaction usable after a conflict.
+    keeps that transaction usable after a conflict. Every
+    `SCORES_LEDGER_SNAPSHOT_EVERY`-th version also writes a snapshot.
     """
     version = state.version + 1
+    now = timezone.now()
     try:
         with transaction.atomic(using=ALIAS):
             stored = LedgerEvent.objects.using(ALIAS).create(
                 tournament_id=state.tournament_id, player_id=state.player_id, version=version, type=event.TYPE,
                 schema_version=event.SCHEMA_VERSION, payload=event.to_payload(), causation_id=causation_id,
-                recorded_at=timezone.now(),
+                recorded_at=now,
             )
     except IntegrityError as exc:
         raise VersionConflict(f"ledger {state.tournament_id}/{state.player_id} already has v{version}") from exc
-    return ledger_fold(state, [stored])
+    new_state = ledger_fold(state, [stored_event(stored)])
+    publish(event, outbox=OutboxMessage, aggregate_id=stream_key(state.tournament_id, state.player_id),
+            aggregate_version=version, correlation_id=correlation_id, causation_id=causation_id)
+    if version % settings.SCORES_LEDGER_SNAPSHOT_EVERY == 0:
+        LedgerSnapshot.objects.using(ALIAS).create(
+            tournament_id=state.tournament_id, player_id=state.player_id, version=version, schema=SNAPSHOT_SCHEMA,
+            state=dataclasses.asdict(new_state), recorded_at=now,
+        )
+    return new_state

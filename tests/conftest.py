@@ -32,3 +32,28 @@ def celery_worker(broker):
     worker = CeleryWorker("session").start()
     yield worker
     worker.stop()
+
+
+@pytest.fixture(scope="session")
+def events_worker(broker):
+    """One real events consumer for the session: every partition queue, a pool of one (as `consume_events`).
+
+    It loads the probe consumer (tests/support/event_probe.py); a gap closes
+    after one second instead of thirty, so re-fetch tests stay fast.
+    """
+    from sagas.partitions import all_partition_queues
+
+    worker = CeleryWorker("events", queues=tuple(all_partition_queues()), concurrency=1,
+                          env={"INBOX_GAP_DEADLINE_SECONDS": "1"}, include=("tests.support.event_probe",))
+    worker.start()
+    yield worker
+    worker.stop()
+
+
+@pytest.fixture
+def probe_effects(django_db_setup, django_db_blocker):
+    """An empty `probe_effect` table for the probe consumer's effects."""
+    from tests.support.event_probe import create_effect_table
+
+    with django_db_blocker.unblock():
+        create_effect_table()

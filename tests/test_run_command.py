@@ -34,6 +34,8 @@ def test_make_run_serves_healthz_and_stops_cleanly_on_ctrl_c(django_db_setup, tm
         children = psutil.Process(process.pid).children(recursive=True)
         assert any("celery" in " ".join(c.cmdline()) and "beat" in c.cmdline() for c in children)
         assert any("celery" in " ".join(c.cmdline()) and "worker" in c.cmdline() for c in children)
+        # the events consumer: one process on every partition queue
+        assert any("worker" in c.cmdline() and "events.0,events.1,events.2,events.3" in c.cmdline() for c in children)
     finally:
         # and Ctrl-C (SIGINT to the foreground group) stops every process it started
         os.killpg(process.pid, signal.SIGINT)

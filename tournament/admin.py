@@ -1,7 +1,14 @@
-"""Tournaments and their participants, read-only: they change through the create-tournament saga."""
+"""Admin of the Match Engine, read-only: tournaments change through their saga, results through `match_correct`."""
 from django.contrib import admin
 
-from tournament.models import Participant, Tournament
+from config.readonly_admin import ReadOnlyAdmin
+from tournament.models import Match, Participant, Tournament
+
+
+@admin.register(Match)
+class MatchAdmin(ReadOnlyAdmin):
+    list_display = ["id", "tournament", "player_a", "score_a", "score_b", "player_b", "version", "updated_at"]
+    search_fields = ["=id", "=tournament__id", "player_a", "player_b"]
 
 
 class ParticipantInline(admin.TabularInline):

@@ -55,3 +55,29 @@ class OutboxMessage(AbstractOutboxMessage):
 
 class InboxMessage(AbstractInboxMessage):
     """Messages the Match Engine has applied (idempotency by unique constraint)."""
+
+
+class Match(models.Model):
+    """A result between two participants; `version` is its optimistic lock and its events' aggregate version."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tournament = models.ForeignKey(Tournament, on_delete=models.CASCADE, related_name="matches")
+    player_a = models.CharField(max_length=64)
+    player_b = models.CharField(max_length=64)
+    score_a = models.PositiveIntegerField()
+    score_b = models.PositiveIntegerField()
+    version = models.PositiveIntegerField(default=1, help_text="Incremented on every correction (If-Match / ETag).")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["created_at"]
+        constraints = [
+            models.CheckConstraint(condition=~models.Q(player_a=models.F("player_b")), name="match_players_differ"),
+            models.CheckConstraint(
+                condition=models.Q(score_a__gte=0, score_b__gte=0), name="match_scores_non_negative"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.player_a} {self.score_a}-{self.score_b} {self.player_b} (v{self.version})"

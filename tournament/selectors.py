@@ -1,14 +1,21 @@
 """Reads of the Match Engine."""
+from __future__ import annotations
+
+import uuid
+
 from django.db.models import QuerySet
 
-from tournament.models import Tournament
+from tournament.models import Match, Tournament
 
-ALIAS = "tournament"
+
+def match_get(*, tournament_id: uuid.UUID, match_id: uuid.UUID) -> Match | None:
+    """Return the tournament's match, or None."""
+    return Match.objects.using("tournament").filter(id=match_id, tournament_id=tournament_id).first()
 
 
 def tournament_list(*, status: str | None = None) -> QuerySet[Tournament]:
     """Return tournaments, newest first, with their participants, optionally of one status."""
-    tournaments = Tournament.objects.using(ALIAS).prefetch_related("participants")
+    tournaments = Tournament.objects.using("tournament").prefetch_related("participants")
     return tournaments.filter(status=status) if status else tournaments
 
 

@@ -1,25 +1,160 @@
-"""Business rules of the Match Engine: one transaction each, the outbox row inside it.
+"""Business rules of the Match Engine: one transaction each, the event written in it.
 
-Every change to a Tournament row increments its `version` by exactly one and
-publishes exactly one event with that version, so consumers see a gapless
-sequence per tournament.
+Every change publishes exactly one event to the Match Engine's outbox in the
+same transaction, with the aggregate's version after the change, so consumers
+see a gapless sequence per match and per tournament. Tournaments are created
+by the create-tournament saga (`tournament_create` starts it; the saga's
+steps call `tournament_create_pending`, `tournament_activate`, `tournament_cancel`).
 """
 from __future__ import annotations
 
 import dataclasses
 import uuid
 
-from django.db import transaction
+from django.db import connections, transaction
 
 from sagas.definitions import CREATE_TOURNAMENT
 from sagas.messages import Event
 from sagas.orchestrator import request_fingerprint, saga_start
 from sagas.outbox import publish
 from sagas.participant import StepRefused
-from tournament.messages import TournamentActivated, TournamentCancelled, TournamentCreated
-from tournament.models import OutboxMessage, Participant, Tournament, TournamentStatus
+from tournament.messages import (
+    MatchCorrected,
+    MatchRecorded,
+    TournamentActivated,
+    TournamentCancelled,
+    TournamentCompleted,
+    TournamentCreated,
+)
+from tournament.models import Match, OutboxMessage, Participant, Tournament, TournamentStatus
 
 ALIAS = "tournament"
+
+
+class MatchEngineError(Exception):
+    """A refusal of the Match Engine; the API maps each kind to a status code."""
+
+
+class TournamentNotFound(MatchEngineError):
+    pass
+
+
+class MatchNotFound(MatchEngineError):
+    pass
+
+
+class TournamentNotActive(MatchEngineError):
+    """Results are accepted only while the tournament is ACTIVE (PENDING is the saga's semantic lock)."""
+
+
+class InvalidMatch(MatchEngineError):
+    """The players are not two different participants of the tournament."""
+
+
+class StaleVersion(MatchEngineError):
+    """The match changed since the version the caller read (If-Match no longer holds)."""
+
+
+def _lock_tournament_for_results(tournament_id: uuid.UUID | str) -> str:
+    """Take a shared row lock on the tournament and return its status.
+
+    Why a row lock (FOR SHARE) and not an advisory lock: the rule guarded is
+    "the tournament row says ACTIVE until this result commits", so the lock
+    belongs on that row. FOR SHARE lets any number of results be recorded at
+    once, yet conflicts with the FOR UPDATE of `tournament_complete` and with
+    every status UPDATE (activate, cancel): completion waits for the results in
+    flight, and a result arriving meanwhile waits, re-reads the row and sees
+    COMPLETED. An advisory lock would need a key scheme every writer of the row
+    must remember; the row lock is taken by the UPDATE anyway.
+    """
+    with connections[ALIAS].cursor() as cursor:
+        cursor.execute(f"SELECT status FROM {Tournament._meta.db_table} WHERE id = %s FOR SHARE", [str(tournament_id)])
+        row = cursor.fetchone()
+    if row is None:
+        raise TournamentNotFound(f"tournament {tournament_id} does not exist")
+    if row[0] != TournamentStatus.ACTIVE:
+        raise TournamentNotActive(f"tournament {tournament_id} is {row[0]}; results need an ACTIVE tournament")
+    return row[0]
+
+
+def _match_event_fields(match: Match) -> dict:
+    return {"tournament_id": str(match.tournament_id), "match_id": str(match.id), "player_a": match.player_a,
+            "player_b": match.player_b, "score_a": match.score_a, "score_b": match.score_b}
+
+
+@transaction.atomic(using=ALIAS, durable=True)
+def match_record(*, tournament_id: uuid.UUID | str, player_a: str, player_b: str, score_a: int, score_b: int,
+                 correlation_id: str = "") -> Match:
+    """Record a result of an ACTIVE tournament and publish MatchRecorded (version 1)."""
+    if player_a == player_b:
+        raise InvalidMatch("a match needs two different players")
+    if score_a < 0 or score_b < 0:
+        raise InvalidMatch("scores must be non-negative")
+    _lock_tournament_for_results(tournament_id)
+    entered = set(Participant.objects.using(ALIAS).filter(tournament_id=tournament_id, player_id__in=[player_a, player_b])
+                  .values_list("player_id", flat=True))
+    outsiders = sorted({player_a, player_b} - entered)
+    if outsiders:
+        raise InvalidMatch(f"not participants of this tournament: {', '.join(outsiders)}")
+    match = Match.objects.using(ALIAS).create(tournament_id=tournament_id, player_a=player_a, player_b=player_b,
+                                              score_a=score_a, score_b=score_b)
+    publish(MatchRecorded(**_match_event_fields(match)), outbox=OutboxMessage, aggregate_id=str(match.id),
+            aggregate_version=match.version, correlation_id=correlation_id)
+    return match
+
+
+@transaction.atomic(using=ALIAS, durable=True)
+def match_correct(*, tournament_id: uuid.UUID | str, match_id: uuid.UUID | str, expected_version: int, score_a: int,
+                  score_b: int, correlation_id: str = "") -> Match:
+    """Correct a result if it is still at `expected_version`; publish MatchCorrected with the new version.
+
+    Optimistic concurrency: no lock is held while the caller thinks. The write
+    is `UPDATE … WHERE id = %s AND version = n`; of two writers holding the same
+    version one updates a row, the other (re-checking the WHERE after the first
+    commits) updates none and gets StaleVersion.
+    """
+    if score_a < 0 or score_b < 0:
+        raise InvalidMatch("scores must be non-negative")
+    _lock_tournament_for_results(tournament_id)
+    current = Match.objects.using(ALIAS).filter(id=match_id, tournament_id=tournament_id).first()
+    if current is None:
+        raise MatchNotFound(f"match {match_id} does not exist in tournament {tournament_id}")
+    if current.version != expected_version:
+        raise StaleVersion(f"match {match_id} is at version {current.version}, not {expected_version}")
+    updated = Match.objects.using(ALIAS).filter(id=match_id, version=expected_version).update(
+        score_a=score_a, score_b=score_b, version=expected_version + 1
+    )
+    if updated == 0:
+        raise StaleVersion(f"match {match_id} changed after version {expected_version}")
+    # The row read above was at `expected_version` and the UPDATE proved it still was: those are the old scores.
+    previous_a, previous_b = current.score_a, current.score_b
+    current.refresh_from_db(using=ALIAS)
+    publish(MatchCorrected(**_match_event_fields(current), previous_score_a=previous_a, previous_score_b=previous_b),
+            outbox=OutboxMessage, aggregate_id=str(current.id), aggregate_version=current.version,
+            correlation_id=correlation_id)
+    return current
+
+
+@transaction.atomic(using=ALIAS, durable=True)
+def tournament_complete(*, tournament_id: uuid.UUID | str, correlation_id: str = "") -> Tournament:
+    """End an ACTIVE tournament (COMPLETED) and publish TournamentCompleted; later results are refused.
+
+    FOR UPDATE on the tournament row waits for every result holding its FOR
+    SHARE lock (see `_lock_tournament_for_results`), so no result commits after
+    the completion does.
+    """
+    tournament = Tournament.objects.using(ALIAS).select_for_update().filter(id=tournament_id).first()
+    if tournament is None:
+        raise TournamentNotFound(f"tournament {tournament_id} does not exist")
+    if tournament.status != TournamentStatus.ACTIVE:
+        raise TournamentNotActive(f"tournament {tournament_id} is {tournament.status}; only an ACTIVE one completes")
+    tournament.status = TournamentStatus.COMPLETED
+    tournament.version += 1
+    tournament.save(using=ALIAS, update_fields=["status", "version", "updated_at"])
+    publish(TournamentCompleted(tournament_id=str(tournament.id)), outbox=OutboxMessage,
+            aggregate_id=str(tournament.id), aggregate_version=tournament.version, correlation_id=correlation_id)
+    return tournament
+
 NAME_MAX = 200
 PARTICIPANTS_MIN, PARTICIPANTS_MAX = 2, 256
 

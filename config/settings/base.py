@@ -130,6 +130,11 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 
+# SCORE LEDGER
+# A snapshot of a ledger stream is written every this many events; loading
+# then reads the latest snapshot and fewer than this many events after it.
+SCORES_LEDGER_SNAPSHOT_EVERY = env_int("SCORES_LEDGER_SNAPSHOT_EVERY", 50)
+
 # REST FRAMEWORK
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -147,6 +152,11 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Match Engine, Score Engine and saga operations.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Two "status" choice sets (a tournament's, a ledger's): name each for what it is.
+    "ENUM_NAME_OVERRIDES": {
+        "TournamentStatusEnum": "tournament.models.TournamentStatus",
+        "LedgerStatusEnum": ["OPEN", "CLOSED"],
+    },
 }
 
 # CELERY
@@ -176,11 +186,41 @@ CELERY_BEAT_SCHEDULE: dict = {}
 CELERY_BEAT_LOCK_TIMEOUT = env_int("CELERY_BEAT_LOCK_TIMEOUT", 30)
 CELERY_TIMEZONE = TIME_ZONE
 
+# MESSAGING BACKBONE (outbox, relay, inbox; see sagas/relay.py and sagas/inbox.py)
+# Events of one aggregate travel on queue `<EVENT_QUEUE_PREFIX>.<crc32(key) % EVENT_PARTITIONS>`.
+EVENT_PARTITIONS = env_int("EVENT_PARTITIONS", 4)
+EVENT_QUEUE_PREFIX = os.environ.get("EVENT_QUEUE_PREFIX", "events")
+OUTBOX_BATCH_SIZE = env_int("OUTBOX_BATCH_SIZE", 1000)
+# Failed publishes of a row before it becomes DEAD (requeued from the admin).
+OUTBOX_MAX_ATTEMPTS = env_int("OUTBOX_MAX_ATTEMPTS", 5)
+# How long the relay holds a row whose previous version is not visible yet
+# (a transaction holding it has not committed) before sending it anyway.
+OUTBOX_ORDER_HOLD_SECONDS = env_int("OUTBOX_ORDER_HOLD_SECONDS", 10)
+OUTBOX_RETENTION_HOURS = env_int("OUTBOX_RETENTION_HOURS", 7 * 24)
+# How a commit wakes the relay: "kick" (a relay task sent after commit) or
+# "notify" (NOTIFY at commit, heard by `drain_outbox --loop --listen`).
+OUTBOX_WAKEUP = os.environ.get("OUTBOX_WAKEUP", "kick")
+if OUTBOX_WAKEUP not in {"kick", "notify"}:
+    raise ImproperlyConfigured(f"OUTBOX_WAKEUP must be 'kick' or 'notify', got {OUTBOX_WAKEUP!r}")
+# Queue of the relay tasks (after-commit kick, beat tick, re-publish requests).
+OUTBOX_RELAY_QUEUE = os.environ.get("OUTBOX_RELAY_QUEUE", "sagas")
+# A version gap a consumer still sees after this long is re-fetched from the producer.
+INBOX_GAP_DEADLINE_SECONDS = env_int("INBOX_GAP_DEADLINE_SECONDS", 30)
+INBOX_GAP_CHECKS = env_int("INBOX_GAP_CHECKS", 5)
+CELERY_BEAT_SCHEDULE.update({
+    # The relay's safety net (a lost kick, a broker that was down); the kick makes events leave at once.
+    "outbox-relay-tick": {"task": "sagas.relay_outbox", "schedule": 1.0,
+                          "options": {"queue": OUTBOX_RELAY_QUEUE, "expires": 5}},
+    "outbox-purge": {"task": "sagas.purge_outbox", "schedule": 3600.0,
+                     "options": {"queue": OUTBOX_RELAY_QUEUE, "expires": 600}},
+})
+
 # SAGAS
 # Seconds a step may stand still before the watchdog re-sends it (longer than
 # a step's run time plus its queueing delay at peak: a re-send is harmless but
-# adds load), and a saga's overall deadline after which it compensates instead. Steps retry transient errors with exponential
-# backoff and full jitter: SAGAS_RETRY_BACKOFF * 2**n, at most _MAX seconds.
+# adds load), and a saga's overall deadline after which it compensates instead.
+# Steps retry transient errors with exponential backoff and full jitter:
+# SAGAS_RETRY_BACKOFF * 2**n, at most SAGAS_RETRY_BACKOFF_MAX seconds.
 SAGAS_STEP_TIMEOUT = float(os.environ.get("SAGAS_STEP_TIMEOUT", "60"))
 SAGAS_DEADLINE = float(os.environ.get("SAGAS_DEADLINE", "600"))
 SAGAS_STEP_MAX_RETRIES = env_int("SAGAS_STEP_MAX_RETRIES", 5)

@@ -50,7 +50,7 @@ def test_a_killed_pool_process_gets_its_task_redelivered_at_once(broker, celery_
 
 def test_a_killed_worker_gets_its_task_redelivered_after_the_visibility_timeout(broker, django_db_setup):
     # given a worker with a short, explicit visibility timeout running a task on its own queue
-    visibility_timeout = 5
+    visibility_timeout = 10
     queue = f"crash-{uuid.uuid4().hex[:8]}"
     env = {"CELERY_BROKER_VISIBILITY_TIMEOUT": str(visibility_timeout)}
     doomed = CeleryWorker("doomed", queues=(queue,), concurrency=1, env=env).start()

@@ -22,12 +22,13 @@ class CeleryWorker:
     """A `celery worker` subprocess on the test settings, stopped or killed on demand."""
 
     def __init__(self, name: str, queues: tuple[str, ...] = SERVICE_QUEUES, concurrency: int = 2,
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, include: tuple[str, ...] = ()) -> None:
         self.name = name
         self.hostname = f"{name}@{socket.gethostname()}"
         self.queues = queues
         self.concurrency = concurrency
         self.env = env or {}
+        self.include = ("tests.support.probe_tasks", *include)
         self.process: subprocess.Popen | None = None
         self.logfile = Path(tempfile.gettempdir()) / f"celery-{name}-{os.getpid()}.log"
 
@@ -37,7 +38,7 @@ class CeleryWorker:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", ",".join(self.queues),
              "-c", str(self.concurrency), "-n", self.hostname, "-P", "prefork", "--include",
-             "tests.support.probe_tasks", "--without-gossip", "--without-mingle", "--loglevel=INFO",
+             ",".join(self.include), "--without-gossip", "--without-mingle", "--loglevel=INFO",
              "--logfile", str(self.logfile)],
             cwd=BASE_DIR, env=env, start_new_session=True,
         )

@@ -1,0 +1,303 @@
+"""The outbox relay: claims pending rows, publishes them to their partition queue, marks them SENT.
+
+How a pass works, for one service's outbox and one partition at a time:
+
+1. `pg_try_advisory_xact_lock(<outbox table>, <partition>)`: at most one relay
+   works on a partition at once; another relay skips to the next partition
+   instead of waiting, so several relays (beat tick, after-commit kicks,
+   `drain_outbox`) share the work without sending anything twice.
+2. `SELECT … WHERE status = 'PENDING' AND partition = n ORDER BY id LIMIT batch
+   FOR UPDATE SKIP LOCKED`: the partition's oldest pending rows that have
+   committed (rows of an open transaction are invisible, rows an operator is
+   updating are skipped, never waited for).
+3. The order guard: a row whose previous version (same aggregate) is neither
+   in the batch nor visible as SENT (or DEAD) is held back: that version's
+   transaction has not committed yet. Rows are chosen by status, never by an id watermark, so a row
+   committed after higher ids (a long transaction holding a lower id) is still
+   sent on a later pass; it is then not overtaken by its successor, which was
+   held. After `OUTBOX_ORDER_HOLD_SECONDS` a held row goes anyway (a producer
+   that skipped a version must not stall its aggregate); consumers' version
+   checks then keep the effects in order.
+4. The batch travels as one broker message (`events.deliver`) on the
+   partition's queue, its envelopes in id order, which for one aggregate is
+   version order (version n+1 is written after version n committed).
+5. The rows become SENT in the same transaction; commit releases the lock.
+
+Guarantee: each row is published at least once; exactly once unless a relay
+dies between publishing and committing step 5, in which case the rows are
+still PENDING and go again (consumers' inboxes make the copy a no-op). One
+aggregate's events leave in version order. A publish that fails leaves the
+rows PENDING with `attempts` + 1 and `last_error`; after `OUTBOX_MAX_ATTEMPTS`
+they become DEAD (requeued from the admin).
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import random
+import select
+import time
+import zlib
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import timedelta
+from typing import Any, Protocol
+
+import psycopg
+from celery import current_app
+from django.conf import settings
+from django.db import connections, router, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from sagas.inbox import DELIVER_TASK
+from sagas.messaging_models import AbstractOutboxMessage, OutboxStatus
+from sagas.partitions import partition_queue
+from sagas.tables import outbox_model, outbox_models
+
+logger = logging.getLogger(__name__)
+
+ROW_FIELDS = ("id", "message_id", "type", "schema_version", "aggregate_type", "partition_key", "aggregate_version",
+              "correlation_id", "causation_id", "occurred_at", "payload", "created_at")
+
+
+class Publisher(Protocol):
+    def publish(self, partition: int, envelopes: list[dict[str, Any]]) -> None: ...
+
+
+class CeleryPublisher:
+    """Publish one partition's ordered batch as one `events.deliver` task message on its queue."""
+
+    def __init__(self, queue_prefix: str | None = None) -> None:
+        self.queue_prefix = queue_prefix
+
+    def queue(self, partition: int) -> str:
+        return partition_queue(partition, self.queue_prefix)
+
+    def publish(self, partition: int, envelopes: list[dict[str, Any]]) -> None:
+        with current_app.producer_or_acquire() as producer:
+            current_app.send_task(DELIVER_TASK, args=[envelopes], queue=self.queue(partition), producer=producer,
+                                  ignore_result=True, argsrepr=f"[{len(envelopes)} events]", retry=False)
+
+
+@dataclasses.dataclass
+class RelayReport:
+    """What one relay pass did to one outbox."""
+
+    service: str
+    sent: int = 0
+    held: int = 0
+    failed: int = 0
+    dead: int = 0
+    batches: int = 0
+    errors: list[str] = dataclasses.field(default_factory=list)
+
+    def add(self, other: RelayReport) -> None:
+        self.sent += other.sent
+        self.held += other.held
+        self.failed += other.failed
+        self.dead += other.dead
+        self.batches += other.batches
+        self.errors.extend(other.errors)
+
+
+def envelope_of(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "message_id": str(row["message_id"]), "type": row["type"], "schema_version": row["schema_version"],
+        "aggregate_type": row["aggregate_type"], "aggregate_id": row["partition_key"],
+        "aggregate_version": row["aggregate_version"], "correlation_id": row["correlation_id"],
+        "causation_id": row["causation_id"], "occurred_at": row["occurred_at"].isoformat(), "payload": row["payload"],
+    }
+
+
+def _lock_key(outbox: type[AbstractOutboxMessage]) -> int:
+    # A 32-bit signed key of the table; with the partition it names a two-key advisory lock.
+    return zlib.crc32(outbox._meta.db_table.encode()) - 2**31
+
+
+def _try_lock_partition(alias: str, outbox: type[AbstractOutboxMessage], partition: int) -> bool:
+    with connections[alias].cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_xact_lock(%s, %s)", [_lock_key(outbox), partition])
+        return bool(cursor.fetchone()[0])
+
+
+def _pending_partitions(alias: str, outbox: type[AbstractOutboxMessage]) -> list[int]:
+    partitions = list(outbox.objects.using(alias).filter(status=OutboxStatus.PENDING)
+                      .order_by().values_list("partition", flat=True).distinct())
+    random.shuffle(partitions)  # concurrent relays start on different partitions
+    return partitions
+
+
+def _in_order(alias: str, outbox: type[AbstractOutboxMessage], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Return the rows that may leave now: per aggregate, a run of versions that follows one already sent."""
+    by_key: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        by_key[(row["aggregate_type"], row["partition_key"])].append(row)
+    needs_predecessor = {key: min(r["aggregate_version"] for r in key_rows) - 1
+                         for key, key_rows in by_key.items() if min(r["aggregate_version"] for r in key_rows) > 1}
+    published = set()
+    if needs_predecessor:
+        keys = list(needs_predecessor.items())
+        table = connections[alias].ops.quote_name(outbox._meta.db_table)
+        with connections[alias].cursor() as cursor:
+            cursor.execute(
+                f"SELECT o.aggregate_type, o.partition_key FROM {table} o"
+                " JOIN unnest(%s::text[], %s::text[], %s::int[]) AS k(aggregate_type, partition_key, version)"
+                " ON o.aggregate_type = k.aggregate_type AND o.partition_key = k.partition_key"
+                " AND o.aggregate_version = k.version WHERE o.status <> %s",
+                [[k[0] for k, _ in keys], [k[1] for k, _ in keys], [v for _, v in keys], OutboxStatus.PENDING])
+            published = {(t, p) for t, p in cursor.fetchall()}
+    hold_until = timezone.now() - timedelta(seconds=settings.OUTBOX_ORDER_HOLD_SECONDS)
+    sendable: set[int] = set()
+    for key, key_rows in by_key.items():
+        key_rows.sort(key=lambda r: r["aggregate_version"])
+        expected = key_rows[0]["aggregate_version"]
+        ready = key not in needs_predecessor or key in published
+        for row in key_rows:
+            if not (ready and row["aggregate_version"] == expected) and row["created_at"] > hold_until:
+                break  # its predecessor is not out yet: hold this and every later version of the key
+            sendable.add(row["id"])
+            expected = row["aggregate_version"] + 1
+            ready = True
+    return [row for row in rows if row["id"] in sendable]
+
+
+def relay_partition(outbox: type[AbstractOutboxMessage], partition: int, *, batch_size: int,
+                    publisher: Publisher) -> RelayReport:
+    """Send one batch of one partition of `outbox` (nothing if another relay holds the partition)."""
+    alias = router.db_for_write(outbox)
+    report = RelayReport(service=outbox._meta.app_label)
+    ids: list[int] = []
+    try:
+        with transaction.atomic(using=alias):
+            if not _try_lock_partition(alias, outbox, partition):
+                return report
+            rows = list(outbox.objects.using(alias).select_for_update(skip_locked=True)
+                        .filter(status=OutboxStatus.PENDING, partition=partition).order_by("id")
+                        .values(*ROW_FIELDS)[:batch_size])
+            sendable = _in_order(alias, outbox, rows)
+            report.held = len(rows) - len(sendable)
+            if not sendable:
+                return report
+            ids = [row["id"] for row in sendable]
+            publisher.publish(partition, [envelope_of(row) for row in sendable])
+            _mark_sent(alias, outbox, ids)
+            report.sent, report.batches = len(ids), 1
+    except Exception as exc:  # the publish failed: count the attempt, the rows stay PENDING (or become DEAD)
+        if not ids:
+            raise
+        report.failed = len(ids)
+        report.dead = _record_failure(alias, outbox, ids, f"{exc.__class__.__name__}: {exc}")
+        report.errors.append(f"{exc.__class__.__name__}: {exc}")
+        logger.warning("outbox %s partition %s: publish of %s rows failed: %s", report.service, partition,
+                       len(ids), exc)
+    return report
+
+
+def _mark_sent(alias: str, outbox: type[AbstractOutboxMessage], ids: list[int]) -> None:
+    outbox.objects.using(alias).filter(id__in=ids).update(
+        status=OutboxStatus.SENT, sent_at=timezone.now(), attempts=F("attempts") + 1)
+
+
+def _record_failure(alias: str, outbox: type[AbstractOutboxMessage], ids: list[int], error: str) -> int:
+    rows = outbox.objects.using(alias).filter(id__in=ids, status=OutboxStatus.PENDING)
+    with transaction.atomic(using=alias):
+        rows.update(attempts=F("attempts") + 1, last_error=error)
+        return rows.filter(attempts__gte=settings.OUTBOX_MAX_ATTEMPTS).update(status=OutboxStatus.DEAD)
+
+
+def relay_outbox(outbox: type[AbstractOutboxMessage], *, batch_size: int | None = None,
+                 publisher: Publisher | None = None, max_seconds: float | None = None) -> RelayReport:
+    """Drain `outbox`: pass over its pending partitions until a pass sends nothing (or the time is up)."""
+    batch_size = batch_size or settings.OUTBOX_BATCH_SIZE
+    publisher = publisher or CeleryPublisher()
+    alias = router.db_for_write(outbox)
+    report = RelayReport(service=outbox._meta.app_label)
+    deadline = None if max_seconds is None else time.monotonic() + max_seconds
+    while True:
+        progress = RelayReport(service=report.service)
+        for partition in _pending_partitions(alias, outbox):
+            progress.add(relay_partition(outbox, partition, batch_size=batch_size, publisher=publisher))
+        held, progress.held = progress.held, 0
+        report.add(progress)
+        report.held = held  # rows still held after the last pass, not a sum over passes
+        if progress.sent == 0 or progress.failed or (deadline is not None and time.monotonic() > deadline):
+            return report
+
+
+def relay_services(services: Iterable[str] | None = None, **options: Any) -> list[RelayReport]:
+    """Drain the outboxes of `services` (default: every installed outbox)."""
+    models = [outbox_model(name) for name in services] if services else outbox_models()
+    return [relay_outbox(model, **options) for model in models]
+
+
+class OutboxListener:
+    """LISTEN for commits that wrote outbox rows (`OUTBOX_WAKEUP=notify`) on every database holding an outbox."""
+
+    def __init__(self, channel: str) -> None:
+        self.channel = channel
+        self.connections: list[psycopg.Connection] = []
+        seen = set()
+        for outbox in outbox_models():
+            params = connections[router.db_for_write(outbox)].get_connection_params()
+            key = (params.get("host"), params.get("port"), params.get("dbname"))
+            if key in seen:
+                continue
+            seen.add(key)
+            for name in ("cursor_factory", "context", "server_side_binding", "options"):
+                params.pop(name, None)
+            conn = psycopg.connect(**params, autocommit=True)
+            conn.execute(f"LISTEN {self.channel}")
+            self.connections.append(conn)
+
+    def wait(self, timeout: float) -> set[str]:
+        """Return the services whose outbox got rows (empty after `timeout` seconds of silence)."""
+        ready, _, _ = select.select(self.connections, [], [], timeout)
+        services = set()
+        for conn in ready:
+            services.update(notify.payload for notify in conn.notifies(timeout=0.0))
+        return services
+
+    def close(self) -> None:
+        for conn in self.connections:
+            conn.close()
+
+
+def purge_sent(*, older_than: timedelta | None = None) -> dict[str, int]:
+    """Delete SENT rows older than the retention, except each aggregate's newest; return counts per service.
+
+    The newest row of an aggregate stays so the relay's order guard can see
+    that a new version's predecessor was sent.
+    """
+    if older_than is None:
+        older_than = timedelta(hours=settings.OUTBOX_RETENTION_HOURS)
+    cutoff = timezone.now() - older_than
+    deleted = {}
+    for outbox in outbox_models():
+        alias = router.db_for_write(outbox)
+        table = connections[alias].ops.quote_name(outbox._meta.db_table)
+        with transaction.atomic(using=alias), connections[alias].cursor() as cursor:
+            cursor.execute(
+                f"DELETE FROM {table} o WHERE o.status = %s AND o.sent_at < %s AND EXISTS ("
+                f"SELECT 1 FROM {table} n WHERE n.aggregate_type = o.aggregate_type"
+                " AND n.partition_key = o.partition_key AND n.aggregate_version > o.aggregate_version)",
+                [OutboxStatus.SENT, cutoff])
+            deleted[outbox._meta.app_label] = cursor.rowcount
+    return deleted
+
+
+def outbox_figures() -> list[dict[str, Any]]:
+    """Return, per outbox: pending backlog, dead letters, and the age (s) of the oldest pending row."""
+    now = timezone.now()
+    figures = []
+    for outbox in outbox_models():
+        rows = outbox.objects.using(router.db_for_read(outbox))
+        oldest = rows.filter(status=OutboxStatus.PENDING).order_by("id").values_list("created_at", flat=True).first()
+        figures.append({
+            "service": outbox._meta.app_label,
+            "pending": rows.filter(status=OutboxStatus.PENDING).count(),
+            "dead": rows.filter(status=OutboxStatus.DEAD).count(),
+            "oldest_pending_age_seconds": round((now - oldest).total_seconds(), 3) if oldest else 0.0,
+        })
+    return figures
+

@@ -1,0 +1,262 @@
+"""The transactional outbox and its relay, against real PostgreSQL, Redis and workers."""
+import os
+import signal
+import subprocess
+import sys
+import threading
+import uuid
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import pytest
+from django.db import connections, transaction
+from django.test import override_settings
+
+from sagas import relay
+from sagas.messaging_models import OutboxStatus
+from sagas.outbox import OutsideTransactionError, outbox_requeue, publish
+from sagas.partitions import partition_for
+from tests.support.event_probe import ProbeTicked, applied_versions, probe_rows, queued_envelopes
+from tests.support.waiting import wait_until
+from tournament.messages import TournamentCreated
+from tournament.models import OutboxMessage, Tournament
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+pytestmark = pytest.mark.django_db(transaction=True, databases=["tournament", "scores", "leaderboard", "sagas"])
+
+
+@pytest.fixture
+def scratch_queues(broker):
+    """A queue prefix of this test's own (nobody consumes it), emptied afterwards."""
+    prefix = f"test-{uuid.uuid4().hex[:8]}"
+    yield prefix
+    for key in broker.keys(f"{prefix}.*"):
+        broker.delete(key)
+
+
+def create_tournament(name: str, *, fail: bool = False) -> None:
+    with transaction.atomic(using="tournament"):
+        tournament = Tournament.objects.create(name=name)
+        publish(TournamentCreated(tournament_id=str(tournament.id), name=name, participants=[]),
+                outbox=OutboxMessage, aggregate_id=str(tournament.id), aggregate_version=1)
+        if fail:
+            raise RuntimeError("the business change fails after publishing")
+
+
+def test_a_business_change_and_its_outbox_row_commit_or_roll_back_together():
+    # when the change commits, so does its event
+    create_tournament("kept")
+    kept = Tournament.objects.get(name="kept")
+    assert OutboxMessage.objects.filter(partition_key=str(kept.id), type=TournamentCreated.TYPE).count() == 1
+    # when it rolls back after publishing, neither the change nor the event remains
+    with pytest.raises(RuntimeError):
+        create_tournament("lost", fail=True)
+    assert not Tournament.objects.filter(name="lost").exists()
+    assert OutboxMessage.objects.count() == 1
+
+
+def test_publish_outside_the_service_transaction_is_refused():
+    with pytest.raises(OutsideTransactionError):
+        publish(TournamentCreated(tournament_id="t", name="n", participants=[]), outbox=OutboxMessage,
+                aggregate_id="t", aggregate_version=1)
+    assert not OutboxMessage.objects.exists()
+
+
+def test_the_after_commit_kick_delivers_the_event_to_its_consumer(celery_worker, events_worker, probe_effects):
+    # given a committed business change that publishes one event
+    aggregate = f"kick-{uuid.uuid4()}"
+    with transaction.atomic(using="tournament"):
+        publish(ProbeTicked(value="hello"), outbox=OutboxMessage, aggregate_id=aggregate, aggregate_version=1)
+    # then, with no beat running, the kick alone relays it and the consumer applies it
+    wait_until(lambda: applied_versions(aggregate) == [1], timeout=20, message="event applied")
+    assert OutboxMessage.objects.get(partition_key=aggregate).status == OutboxStatus.SENT
+
+
+def test_a_crash_between_publishing_and_marking_sent_republishes_and_the_inbox_absorbs_it(
+        events_worker, probe_effects, monkeypatch):
+    aggregate = f"crash-{uuid.uuid4()}"
+    probe_rows(OutboxMessage, aggregate, [1, 2])
+
+    # given a relay that dies after the broker took the batch but before it marks the rows SENT
+    def crash(*args, **kwargs):
+        raise SystemError("relay process died")
+
+    monkeypatch.setattr(relay, "_mark_sent", crash)
+    report = relay.relay_outbox(OutboxMessage)
+    assert report.failed == 2
+    assert set(OutboxMessage.objects.values_list("status", flat=True)) == {OutboxStatus.PENDING}
+    wait_until(lambda: applied_versions(aggregate) == [1, 2], message="first copy applied")
+    # when the next relay pass sends the rows again
+    monkeypatch.undo()
+    assert relay.relay_outbox(OutboxMessage).sent == 2
+    # then the second copy reaches the consumer and changes nothing
+    wait_until(lambda: "'duplicate': 2" in events_worker.log(), message="second copy received as a duplicate")
+    assert applied_versions(aggregate) == [1, 2]
+    assert set(OutboxMessage.objects.values_list("status", flat=True)) == {OutboxStatus.SENT}
+
+
+def test_three_relays_send_ten_thousand_rows_exactly_once_and_each_key_in_version_order(broker, scratch_queues):
+    # given 10,000 pending rows: 500 aggregates with 20 versions each, interleaved
+    for version in range(1, 21):
+        OutboxMessage.objects.bulk_create([
+            OutboxMessage(type=ProbeTicked.TYPE, aggregate_type=ProbeTicked.AGGREGATE_TYPE, partition_key=f"k{key}",
+                          partition=partition_for(f"k{key}"), aggregate_version=version,
+                          occurred_at="2026-01-01T00:00:00Z", payload={"value": "x"})
+            for key in range(500)])
+    # when three relay processes drain the outbox at once
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test", "EVENT_QUEUE_PREFIX": scratch_queues}
+    command = [sys.executable, "manage.py", "drain_outbox", "--service", "tournament", "--batch-size", "250"]
+    relays = [subprocess.Popen(command, cwd=BASE_DIR, env=env, stdout=subprocess.PIPE, text=True) for _ in range(3)]
+    outputs = [process.communicate(timeout=120)[0] for process in relays]
+    assert all(process.returncode == 0 for process in relays), outputs
+    print(*outputs, sep="")
+    # then every row was published exactly once
+    envelopes = [e for n in range(4) for e in queued_envelopes(broker, f"{scratch_queues}.{n}")]
+    assert len(envelopes) == 10_000
+    counts = Counter(e["message_id"] for e in envelopes)
+    assert max(counts.values()) == 1
+    assert set(counts) == {str(m) for m in OutboxMessage.objects.values_list("message_id", flat=True)}
+    assert OutboxMessage.objects.filter(status=OutboxStatus.SENT).count() == 10_000
+    # and each key's events are queued in version order, on the key's one partition
+    per_key = defaultdict(list)
+    for n in range(4):
+        for e in queued_envelopes(broker, f"{scratch_queues}.{n}"):
+            assert partition_for(e["aggregate_id"]) == n
+            per_key[e["aggregate_id"]].append(e["aggregate_version"])
+    assert all(versions == list(range(1, 21)) for versions in per_key.values())
+    assert sum(int(line.split("sent ")[1].split()[0]) for line in outputs for line in line.splitlines()) == 10_000
+
+
+def test_rows_committed_out_of_id_order_are_sent_later_and_never_ahead_of_their_predecessor(broker, scratch_queues):
+    key, other = "late-key", "other-key"
+    publisher = relay.CeleryPublisher(queue_prefix=scratch_queues)
+    # given a long transaction that holds version 1 of `key` (the lower id) uncommitted
+    inserted, release = threading.Event(), threading.Event()
+
+    def long_transaction() -> None:
+        try:
+            with transaction.atomic(using="tournament"):
+                probe_rows(OutboxMessage, key, [1], value="slow")
+                inserted.set()
+                release.wait(timeout=30)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=long_transaction)
+    thread.start()
+    assert inserted.wait(timeout=10)
+    # and later, committed rows: version 2 of the same key and another key's first event
+    probe_rows(OutboxMessage, key, [2])
+    probe_rows(OutboxMessage, other, [1])
+    # when the relay runs, it sends the other key but holds version 2 behind the invisible version 1
+    assert relay.relay_outbox(OutboxMessage, publisher=publisher).sent == 1
+    assert OutboxMessage.objects.get(partition_key=other).status == OutboxStatus.SENT
+    assert OutboxMessage.objects.get(partition_key=key, aggregate_version=2).status == OutboxStatus.PENDING
+    # when the long transaction commits, the next pass sends both, version 1 first
+    release.set()
+    thread.join(timeout=10)
+    assert relay.relay_outbox(OutboxMessage, publisher=publisher).sent == 2
+    queued = [e for e in queued_envelopes(broker, f"{scratch_queues}.{partition_for(key)}")
+              if e["aggregate_id"] == key]
+    assert [e["aggregate_version"] for e in queued] == [1, 2]
+    assert queued[0]["payload"] == {"value": "slow"}
+
+
+def test_a_held_row_goes_anyway_once_its_hold_expires(broker, scratch_queues):
+    # given version 2 of a key whose version 1 never appears (a producer's gap)
+    probe_rows(OutboxMessage, "gappy", [2])
+    publisher = relay.CeleryPublisher(queue_prefix=scratch_queues)
+    assert relay.relay_outbox(OutboxMessage, publisher=publisher).sent == 0
+    # when the hold has expired, it is sent: the consumer's version check takes over
+    with override_settings(OUTBOX_ORDER_HOLD_SECONDS=0):
+        assert relay.relay_outbox(OutboxMessage, publisher=publisher).sent == 1
+
+
+class BrokenPublisher:
+    def publish(self, partition, envelopes):
+        raise ConnectionError("broker unreachable")
+
+
+def test_a_row_that_keeps_failing_to_publish_becomes_dead_and_can_be_requeued(broker, scratch_queues):
+    probe_rows(OutboxMessage, "unlucky", [1])
+    with override_settings(OUTBOX_MAX_ATTEMPTS=3):
+        for _ in range(3):
+            relay.relay_outbox(OutboxMessage, publisher=BrokenPublisher())
+    row = OutboxMessage.objects.get()
+    assert (row.status, row.attempts) == (OutboxStatus.DEAD, 3)
+    assert "broker unreachable" in row.last_error
+    figures = {figure["service"]: figure for figure in relay.outbox_figures()}
+    assert (figures["tournament"]["dead"], figures["tournament"]["pending"]) == (1, 0)
+    # when an operator requeues it, the next pass sends it
+    assert outbox_requeue(outbox=OutboxMessage, ids=[row.id]) == 1
+    assert relay.relay_outbox(OutboxMessage, publisher=relay.CeleryPublisher(queue_prefix=scratch_queues)).sent == 1
+    assert OutboxMessage.objects.get().status == OutboxStatus.SENT
+
+
+def test_purge_deletes_old_sent_rows_but_keeps_each_aggregates_newest(broker, scratch_queues):
+    from datetime import timedelta
+
+    probe_rows(OutboxMessage, "old", [1, 2, 3])
+    assert relay.relay_outbox(OutboxMessage, publisher=relay.CeleryPublisher(queue_prefix=scratch_queues)).sent == 3
+    assert relay.purge_sent(older_than=timedelta(0))["tournament"] == 2
+    assert list(OutboxMessage.objects.values_list("aggregate_version", flat=True)) == [3]
+
+
+@pytest.mark.parametrize("arguments, error", [
+    (["--batch-size", "0"], "must be at least 1"),
+    (["--batch-size", "many"], "is not a whole number"),
+    (["--service", "nosuch"], "invalid choice: 'nosuch'"),
+])
+def test_drain_outbox_with_bad_arguments_fails_clearly_with_exit_code_2(arguments, error):
+    probe_rows(OutboxMessage, "untouched", [1])
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test"}
+    result = subprocess.run([sys.executable, "manage.py", "drain_outbox", *arguments], cwd=BASE_DIR, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert error in result.stderr
+    assert OutboxMessage.objects.get().status == OutboxStatus.PENDING
+
+
+def test_a_listening_relay_wakes_on_the_commits_notify(scratch_queues):
+    # given a long-running relay that otherwise passes only every 30 s
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test", "EVENT_QUEUE_PREFIX": scratch_queues}
+    listener = subprocess.Popen([sys.executable, "manage.py", "drain_outbox", "--service", "tournament", "--loop",
+                                 "--listen", "--interval", "30"], cwd=BASE_DIR, env=env, start_new_session=True,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        probe_rows(OutboxMessage, "listened", [1])  # sent by its first pass, which starts after LISTEN
+        wait_until(lambda: OutboxMessage.objects.get().status == OutboxStatus.SENT, timeout=30, message="first pass")
+        # when a transaction publishes with OUTBOX_WAKEUP=notify
+        with override_settings(OUTBOX_WAKEUP="notify"), transaction.atomic(using="tournament"):
+            publish(ProbeTicked(value="wake"), outbox=OutboxMessage, aggregate_id="listened", aggregate_version=2)
+        # then its NOTIFY wakes the relay long before the next 30 s pass
+        wait_until(lambda: OutboxMessage.objects.get(aggregate_version=2).status == OutboxStatus.SENT, timeout=10,
+                   message="sent on NOTIFY")
+    finally:
+        os.killpg(listener.pid, signal.SIGTERM)
+        listener.wait(timeout=10)
+
+
+def test_consume_events_with_a_partition_out_of_range_fails_clearly_with_exit_code_2():
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test"}
+    result = subprocess.run([sys.executable, "manage.py", "consume_events", "--partitions", "0,9"], cwd=BASE_DIR,
+                            env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "partitions [9] outside 0..3" in result.stderr
+
+
+def test_the_beat_tick_alone_relays_rows_nobody_kicked(celery_worker, tmp_path):
+    # given a pending row whose kick was lost
+    probe_rows(OutboxMessage, "unkicked", [1])
+    # when beat runs its schedule (the real `celery beat`, database scheduler behind its lock)
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test"}
+    beat = subprocess.Popen([sys.executable, "-m", "celery", "-A", "config", "beat", "--loglevel=INFO",
+                             "-s", str(tmp_path / "schedule")], cwd=BASE_DIR, env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        # then the every-second tick sends it
+        wait_until(lambda: OutboxMessage.objects.get().status == OutboxStatus.SENT, timeout=30,
+                   message="row sent by the beat tick")
+    finally:
+        os.killpg(beat.pid, signal.SIGTERM)
+        beat.wait(timeout=15)
