@@ -179,8 +179,9 @@ CELERY_TIMEZONE = TIME_ZONE
 # SAGAS
 # Seconds a step may stand still before the watchdog re-sends it (longer than
 # a step's run time plus its queueing delay at peak: a re-send is harmless but
-# adds load), and a saga's overall deadline after which it compensates instead. Steps retry transient errors with exponential
-# backoff and full jitter: SAGAS_RETRY_BACKOFF * 2**n, at most _MAX seconds.
+# adds load), and a saga's overall deadline after which it compensates instead.
+# Steps retry transient errors with exponential backoff and full jitter:
+# SAGAS_RETRY_BACKOFF * 2**n, at most SAGAS_RETRY_BACKOFF_MAX seconds.
 SAGAS_STEP_TIMEOUT = float(os.environ.get("SAGAS_STEP_TIMEOUT", "60"))
 SAGAS_DEADLINE = float(os.environ.get("SAGAS_DEADLINE", "600"))
 SAGAS_STEP_MAX_RETRIES = env_int("SAGAS_STEP_MAX_RETRIES", 5)
