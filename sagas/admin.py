@@ -11,6 +11,7 @@ from django.contrib import admin, messages
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 
+from config.readonly_admin import ReadOnlyAdmin, ReadOnlyAdminMixin
 from sagas.definitions import DEFINITIONS
 from sagas.inbox import dead_letter_replay, schedule_gap_check
 from sagas.messaging_models import (
@@ -25,19 +26,6 @@ from sagas.orchestrator import SagaStateError, saga_compensate, saga_retry
 from sagas.outbox import outbox_requeue
 from sagas.relay import outbox_figures
 from sagas.tables import concrete_models
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    list_per_page = 100
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
-        return False
 
 
 class OutboxAdmin(ReadOnlyAdmin):
@@ -114,18 +102,6 @@ for base, model_admin in ADMINS.items():
     for model in concrete_models(base):
         if not admin.site.is_registered(model):
             admin.site.register(model, model_admin)
-
-class ReadOnlyAdminMixin:
-    """Infrastructure rows change only through services, never by hand."""
-
-    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
 
 
 class StepAttemptInline(ReadOnlyAdminMixin, admin.TabularInline):
