@@ -17,13 +17,15 @@ every consumer subscribed to it, the framework (never the handler):
 
 A delivered batch is applied per consumer in one transaction per chunk of
 `INBOX_BATCH_SIZE` events (`consume_batch`): the positions of all its
-aggregates are locked in one statement, the inbox is checked in one query, each
-handler runs in a savepoint of its own (a poison event is rolled back and
-dead-lettered alone, its aggregate's later events in the batch are parked, the
-others commit), and the inbox rows and positions are written in bulk. If the
-chunk meets another consumer process's locks for longer than
-`INBOX_BATCH_LOCK_TIMEOUT_MS` (or a deadlock), it is rolled back and applied
-event by event instead, one short transaction each, as above.
+aggregates are locked in one statement (in key order), the inbox is checked in
+one query, the handlers run one after another, and the inbox rows and
+positions are written in bulk; one commit for the chunk. Two cases roll the
+chunk back and apply its events one by one, one transaction each as above, so
+the outcome is the same as event-by-event delivery: a handler's non-transient
+error (the poison is then dead-lettered alone, its aggregate's later events
+parked, the others applied), and a wait longer than
+`INBOX_BATCH_LOCK_TIMEOUT_MS` for another consumer process's locks (or a
+deadlock): the short transactions then wait instead of giving up.
 
 Effects are therefore exactly once and in version order per (consumer,
 aggregate), whatever the broker does (duplicates, redeliveries, reordering).
@@ -194,11 +196,25 @@ def consume_batch(sub: Subscription, envelopes: list[Envelope]) -> list[Outcome]
 LOCK_CONFLICTS = (psycopg.errors.LockNotAvailable, psycopg.errors.DeadlockDetected)
 
 
+class PoisonInChunk(Exception):
+    """A handler failed on an event of a chunk (its error is the cause): the chunk is redone event by event."""
+
+    def __init__(self, envelope: Envelope) -> None:
+        super().__init__(f"{envelope.type} {envelope.aggregate_id} v{envelope.aggregate_version}")
+        self.envelope = envelope
+
+
 def _consume_chunk(sub: Subscription, envelopes: list[Envelope]) -> list[Outcome]:
     tables = consumer_tables(sub.app_label)
     try:
         with transaction.atomic(using=sub.app_label):
             outcomes, unblocked = _apply_chunk(sub, envelopes, tables)
+    except PoisonInChunk as poison:
+        # Nothing of the chunk committed: apply it event by event, so the poison is dead-lettered alone.
+        logger.info("%s: %s %s v%s failed in a batch of %s events; applying them one by one", sub.consumer,
+                    poison.envelope.type, poison.envelope.aggregate_id, poison.envelope.aggregate_version,
+                    len(envelopes))
+        return [consume(sub, envelope) for envelope in envelopes]
     except OperationalError as exc:
         if not isinstance(exc.__cause__, LOCK_CONFLICTS):
             raise
@@ -216,9 +232,7 @@ def _apply_chunk(sub: Subscription, envelopes: list[Envelope],
                  tables: ConsumerTables) -> tuple[list[Outcome], list[tuple[str, str]]]:
     """Apply a chunk inside the caller's transaction; return its outcomes and the aggregates with parked events.
 
-    A handler's non-transient error rolls back its own savepoint only and
-    dead-letters its event; since its aggregate's position did not move, that
-    aggregate's later events in the chunk are parked behind it.
+    A handler's non-transient error raises PoisonInChunk: the caller rolls the chunk back and redoes it per event.
     """
     alias = sub.app_label
     connection = transaction.get_connection(alias)
@@ -237,17 +251,12 @@ def _apply_chunk(sub: Subscription, envelopes: list[Envelope],
         elif envelope.aggregate_version > positions[key] + 1:
             outcomes.append(_park(sub, envelope, tables))
         else:
-            savepoint = transaction.savepoint(using=alias)
             try:
                 sub.handler(envelope)
             except TRANSIENT_ERRORS:
                 raise
-            except Exception as exc:  # poison for this consumer: undo its effect only
-                transaction.savepoint_rollback(savepoint, using=alias)
-                _dead_letter(sub, envelope, tables, reason="handler error", error=_describe(exc))
-                outcomes.append(Outcome.DEAD)
-                continue
-            transaction.savepoint_commit(savepoint, using=alias)
+            except Exception as exc:
+                raise PoisonInChunk(envelope) from exc
             positions[key] = envelope.aggregate_version
             seen.add(envelope.message_id)
             applied.append(envelope)
