@@ -150,9 +150,15 @@ class SqlStore:
     """Applies changes to the tables at once, in the caller's transaction, locking the rows it changes."""
 
     def _locked(self, model: type, pk: str, **defaults) -> object:
-        # Create-if-missing then lock: two first events of one row never both insert.
-        model.objects.using(ALIAS).bulk_create([model(pk=pk, **defaults)], ignore_conflicts=True)
-        return model.objects.using(ALIAS).select_for_update().get(pk=pk)
+        """Create (with `defaults`) or lock the row in one upsert; return it. Two first events never both insert."""
+        meta, row = model._meta, model(pk=pk, **defaults)
+        fields = meta.concrete_fields
+        columns = ", ".join(field.column for field in fields)
+        return model.objects.using(ALIAS).raw(
+            f"INSERT INTO {meta.db_table} ({columns}) VALUES ({', '.join(['%s'] * len(fields))})"
+            f" ON CONFLICT ({meta.pk.column}) DO UPDATE SET {meta.pk.column} = EXCLUDED.{meta.pk.column}"
+            f" RETURNING {columns}",
+            [field.get_db_prep_save(getattr(row, field.attname), connections[ALIAS]) for field in fields])[0]
 
     def tournament(self, tournament_id: str) -> TournamentView:
         return self._locked(TournamentView, tournament_id)

@@ -15,6 +15,18 @@ every consumer subscribed to it, the framework (never the handler):
 4. otherwise calls the handler, writes the inbox row and advances the position
    in that same transaction, then applies any parked successors in order.
 
+A delivered batch is applied per consumer in one transaction per chunk of
+`INBOX_BATCH_SIZE` events (`consume_batch`): the positions of all its
+aggregates are locked in one statement (in key order), the inbox is checked in
+one query, the handlers run one after another, and the inbox rows and
+positions are written in bulk; one commit for the chunk. Two cases roll the
+chunk back and apply its events one by one, one transaction each as above, so
+the outcome is the same as event-by-event delivery: a handler's non-transient
+error (the poison is then dead-lettered alone, its aggregate's later events
+parked, the others applied), and a wait longer than
+`INBOX_BATCH_LOCK_TIMEOUT_MS` for another consumer process's locks (or a
+deadlock): the short transactions then wait instead of giving up.
+
 Effects are therefore exactly once and in version order per (consumer,
 aggregate), whatever the broker does (duplicates, redeliveries, reordering).
 A handler's non-transient error rolls its transaction back and dead-letters
@@ -33,10 +45,11 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import psycopg
 from celery import current_app
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from django.db import transaction
+from django.db import OperationalError, transaction
 from django.utils import timezone
 
 from config.celery import TRANSIENT_ERRORS
@@ -112,24 +125,42 @@ class Outcome(enum.StrEnum):
 
 
 def deliver_batch(bodies: Any, *, only_consumer: str | None = None) -> dict[str, int]:
-    """Apply an ordered batch of one partition's envelopes; return outcome counts. Poison is dead-lettered."""
+    """Apply an ordered batch of one partition's envelopes; return outcome counts. Poison is dead-lettered.
+
+    Each consumer gets the batch's events of its types, in batch order, through `consume_batch`.
+    """
     if not isinstance(bodies, list):
         _dead_letter_unconsumable(bodies, reason="undecodable", error="a batch must be a list of envelopes")
         return {Outcome.DEAD.value: 1}
     counts: dict[str, int] = defaultdict(int)
+    per_consumer: dict[Subscription, list[Envelope]] = defaultdict(list)
     for body in bodies:
-        for outcome in deliver(body, only_consumer=only_consumer):
+        envelope, subscribed, outcome = _route(body, only_consumer=only_consumer)
+        if outcome is not None:
+            counts[outcome.value] += 1
+        for sub in subscribed:
+            per_consumer[sub].append(envelope)
+    for sub, envelopes in per_consumer.items():
+        for outcome in consume_batch(sub, envelopes):
             counts[outcome.value] += 1
     return dict(counts)
 
 
 def deliver(body: Any, *, only_consumer: str | None = None) -> list[Outcome]:
     """Decode one envelope and hand it to each subscribed consumer (or to `only_consumer`, for a replay)."""
+    envelope, subscribed, outcome = _route(body, only_consumer=only_consumer)
+    if outcome is not None:
+        return [outcome]
+    return [consume(sub, envelope) for sub in subscribed]
+
+
+def _route(body: Any, *, only_consumer: str | None) -> tuple[Envelope | None, list[Subscription], Outcome | None]:
+    """Decode `body`; return it with its consumers, or the outcome when no consumer takes it (dead or ignored)."""
     try:
         envelope = Envelope.from_dict(body)
     except EnvelopeError as exc:
         _dead_letter_unconsumable(body, reason="undecodable", error=str(exc))
-        return [Outcome.DEAD]
+        return None, [], Outcome.DEAD
     subscribed = subscriptions_for(envelope.type)
     if only_consumer is not None:
         subscribed = [s for s in subscribed if s.consumer == only_consumer]
@@ -137,9 +168,9 @@ def deliver(body: Any, *, only_consumer: str | None = None) -> list[Outcome]:
         if only_consumer is None and not is_known_event_type(envelope.type):
             _dead_letter_unconsumable(body, reason="unknown type", error=f"no event type {envelope.type!r}",
                                       envelope=envelope)
-            return [Outcome.DEAD]
-        return [Outcome.IGNORED]  # a known event this process does not consume
-    return [consume(sub, envelope) for sub in subscribed]
+            return envelope, [], Outcome.DEAD
+        return envelope, [], Outcome.IGNORED  # a known event this process does not consume
+    return envelope, subscribed, None
 
 
 def consume(sub: Subscription, envelope: Envelope) -> Outcome:
@@ -149,6 +180,107 @@ def consume(sub: Subscription, envelope: Envelope) -> Outcome:
     if outcome is Outcome.APPLIED:
         _apply_parked_successors(sub, envelope.aggregate_type, envelope.aggregate_id, tables)
     return outcome
+
+
+def consume_batch(sub: Subscription, envelopes: list[Envelope]) -> list[Outcome]:
+    """Apply one consumer's events of a batch, in order, one transaction per chunk; return their outcomes."""
+    if len(envelopes) == 1:
+        return [consume(sub, envelopes[0])]
+    outcomes: list[Outcome] = []
+    size = settings.INBOX_BATCH_SIZE
+    for start in range(0, len(envelopes), size):
+        outcomes.extend(_consume_chunk(sub, envelopes[start:start + size]))
+    return outcomes
+
+
+LOCK_CONFLICTS = (psycopg.errors.LockNotAvailable, psycopg.errors.DeadlockDetected)
+
+
+class PoisonInChunk(Exception):
+    """A handler failed on an event of a chunk (its error is the cause): the chunk is redone event by event."""
+
+    def __init__(self, envelope: Envelope) -> None:
+        super().__init__(f"{envelope.type} {envelope.aggregate_id} v{envelope.aggregate_version}")
+        self.envelope = envelope
+
+
+def _consume_chunk(sub: Subscription, envelopes: list[Envelope]) -> list[Outcome]:
+    tables = consumer_tables(sub.app_label)
+    try:
+        with transaction.atomic(using=sub.app_label):
+            outcomes, unblocked = _apply_chunk(sub, envelopes, tables)
+    except PoisonInChunk as poison:
+        # Nothing of the chunk committed: apply it event by event, so the poison is dead-lettered alone.
+        logger.info("%s: %s %s v%s failed in a batch of %s events; applying them one by one", sub.consumer,
+                    poison.envelope.type, poison.envelope.aggregate_id, poison.envelope.aggregate_version,
+                    len(envelopes))
+        return [consume(sub, envelope) for envelope in envelopes]
+    except OperationalError as exc:
+        if not isinstance(exc.__cause__, LOCK_CONFLICTS):
+            raise
+        # Another consumer process holds rows this chunk's handlers need: nothing of the chunk committed;
+        # apply it event by event, whose short transactions wait for locks instead of giving up.
+        logger.info("%s: batch of %s events met a lock conflict (%s); applying them one by one",
+                    sub.consumer, len(envelopes), exc.__cause__.__class__.__name__)
+        return [consume(sub, envelope) for envelope in envelopes]
+    for aggregate_type, aggregate_id in unblocked:
+        _apply_parked_successors(sub, aggregate_type, aggregate_id, tables)
+    return outcomes
+
+
+def _apply_chunk(sub: Subscription, envelopes: list[Envelope],
+                 tables: ConsumerTables) -> tuple[list[Outcome], list[tuple[str, str]]]:
+    """Apply a chunk inside the caller's transaction; return its outcomes and the aggregates with parked events.
+
+    A handler's non-transient error raises PoisonInChunk: the caller rolls the chunk back and redoes it per event.
+    """
+    alias = sub.app_label
+    connection = transaction.get_connection(alias)
+    with connection.cursor() as cursor:
+        # Bounded waits for other consumer processes' locks: a conflict gives up quickly (see _consume_chunk).
+        cursor.execute("SELECT set_config('lock_timeout', %s, true)", [f"{settings.INBOX_BATCH_LOCK_TIMEOUT_MS}ms"])
+    positions = _lock_positions(sub, {(e.aggregate_type, e.aggregate_id) for e in envelopes}, tables)
+    seen = {str(message_id) for message_id in tables.inbox.objects.using(alias).filter(
+        consumer=sub.consumer, message_id__in=[e.message_id for e in envelopes]).values_list("message_id", flat=True)}
+    outcomes: list[Outcome] = []
+    applied: list[Envelope] = []
+    for envelope in envelopes:
+        key = (envelope.aggregate_type, envelope.aggregate_id)
+        if envelope.aggregate_version <= positions[key] or envelope.message_id in seen:
+            outcomes.append(Outcome.DUPLICATE)
+        elif envelope.aggregate_version > positions[key] + 1:
+            outcomes.append(_park(sub, envelope, tables))
+        else:
+            try:
+                sub.handler(envelope)
+            except TRANSIENT_ERRORS:
+                raise
+            except Exception as exc:
+                raise PoisonInChunk(envelope) from exc
+            positions[key] = envelope.aggregate_version
+            seen.add(envelope.message_id)
+            applied.append(envelope)
+            outcomes.append(Outcome.APPLIED)
+    if not applied:
+        return outcomes, []
+    tables.inbox.objects.using(alias).bulk_create(
+        [tables.inbox(consumer=sub.consumer, message_id=e.message_id, type=e.type) for e in applied])
+    moved = {(e.aggregate_type, e.aggregate_id): positions[(e.aggregate_type, e.aggregate_id)] for e in applied}
+    table = connection.ops.quote_name(tables.position._meta.db_table)
+    parked_table = connection.ops.quote_name(tables.parked._meta.db_table)
+    types, ids, versions = [k[0] for k in moved], [k[1] for k in moved], list(moved.values())
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} p SET version = k.version, updated_at = now()"
+            " FROM unnest(%s::text[], %s::text[], %s::int[]) AS k(aggregate_type, aggregate_id, version)"
+            " WHERE p.consumer = %s AND p.aggregate_type = k.aggregate_type AND p.aggregate_id = k.aggregate_id",
+            [types, ids, versions, sub.consumer])
+        cursor.execute(
+            f"SELECT DISTINCT p.aggregate_type, p.aggregate_id FROM {parked_table} p"
+            " JOIN unnest(%s::text[], %s::text[]) AS k(aggregate_type, aggregate_id)"
+            " ON p.aggregate_type = k.aggregate_type AND p.aggregate_id = k.aggregate_id WHERE p.consumer = %s",
+            [types, ids, sub.consumer])
+        return outcomes, cursor.fetchall()
 
 
 def _apply_one(sub: Subscription, envelope: Envelope, tables: ConsumerTables, *,
@@ -181,6 +313,22 @@ def _lock_position(sub: Subscription, envelope: Envelope, tables: ConsumerTables
             " DO UPDATE SET consumer = EXCLUDED.consumer RETURNING version",
             [sub.consumer, envelope.aggregate_type, envelope.aggregate_id])
         return cursor.fetchone()[0]
+
+
+def _lock_positions(sub: Subscription, keys: set[tuple[str, str]], tables: ConsumerTables) -> dict[tuple[str, str], int]:
+    """Lock (creating at 0 if new) the consumer's positions of several aggregates in one statement, in key order."""
+    ordered = sorted(keys)  # one lock order for every process: two chunks never wait on each other in a circle
+    connection = transaction.get_connection(sub.app_label)
+    table = connection.ops.quote_name(tables.position._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (consumer, aggregate_type, aggregate_id, version, updated_at)"
+            " SELECT %s, k.aggregate_type, k.aggregate_id, 0, now()"
+            " FROM unnest(%s::text[], %s::text[]) WITH ORDINALITY AS k(aggregate_type, aggregate_id, n) ORDER BY k.n"
+            " ON CONFLICT (consumer, aggregate_type, aggregate_id) DO UPDATE SET consumer = EXCLUDED.consumer"
+            " RETURNING aggregate_type, aggregate_id, version",
+            [sub.consumer, [k[0] for k in ordered], [k[1] for k in ordered]])
+        return {(aggregate_type, aggregate_id): version for aggregate_type, aggregate_id, version in cursor.fetchall()}
 
 
 def _apply_or_park(sub: Subscription, envelope: Envelope, tables: ConsumerTables, *,

@@ -23,6 +23,15 @@ How a pass works, for one service's outbox and one partition at a time:
    version order (version n+1 is written after version n committed).
 5. The rows become SENT in the same transaction; commit releases the lock.
 
+Back-pressure (the relay tasks, `max_waiting=OUTBOX_MAX_WAITING_BATCHES`): a
+partition whose queue already holds that many batches nobody has taken yet
+gets no new message on this pass; its rows stay PENDING and leave together,
+as one larger batch, on a later pass (a pass that skipped schedules one
+`OUTBOX_DEFERRED_PASS_SECONDS` later; the beat tick is the safety net). An
+idle consumer gets each batch at once; a busy one gets fewer, larger batches,
+which it applies in far fewer transactions, so it catches up instead of
+falling further behind.
+
 Guarantee: each row is published at least once; exactly once unless a relay
 dies between publishing and committing step 5, in which case the rows are
 still PENDING and go again (consumers' inboxes make the copy a no-op). One
@@ -46,6 +55,7 @@ from typing import Any, Protocol
 import psycopg
 from celery import current_app
 from django.conf import settings
+from kombu.exceptions import ChannelError
 from django.db import connections, router, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -63,6 +73,7 @@ ROW_FIELDS = ("id", "message_id", "type", "schema_version", "aggregate_type", "p
 
 class Publisher(Protocol):
     def publish(self, partition: int, envelopes: list[dict[str, Any]]) -> None: ...
+    def waiting(self, partition: int) -> int: ...
 
 
 class CeleryPublisher:
@@ -79,6 +90,14 @@ class CeleryPublisher:
             current_app.send_task(DELIVER_TASK, args=[envelopes], queue=self.queue(partition), producer=producer,
                                   ignore_result=True, argsrepr=f"[{len(envelopes)} events]", retry=False)
 
+    def waiting(self, partition: int) -> int:
+        """Return how many batches wait in the partition's queue, not yet taken by its consumer."""
+        with current_app.connection_for_write() as connection:
+            try:
+                return connection.default_channel.queue_declare(queue=self.queue(partition), passive=True).message_count
+            except ChannelError:  # the broker has no such queue (yet): nothing waits
+                return 0
+
 
 @dataclasses.dataclass
 class RelayReport:
@@ -90,6 +109,7 @@ class RelayReport:
     failed: int = 0
     dead: int = 0
     batches: int = 0
+    deferred: int = 0
     errors: list[str] = dataclasses.field(default_factory=list)
 
     def add(self, other: RelayReport) -> None:
@@ -98,6 +118,7 @@ class RelayReport:
         self.failed += other.failed
         self.dead += other.dead
         self.batches += other.batches
+        self.deferred += other.deferred
         self.errors.extend(other.errors)
 
 
@@ -163,10 +184,14 @@ def _in_order(alias: str, outbox: type[AbstractOutboxMessage], rows: list[dict[s
 
 
 def relay_partition(outbox: type[AbstractOutboxMessage], partition: int, *, batch_size: int,
-                    publisher: Publisher) -> RelayReport:
-    """Send one batch of one partition of `outbox` (nothing if another relay holds the partition)."""
+                    publisher: Publisher, max_waiting: int = 0) -> RelayReport:
+    """Send one batch of one partition of `outbox` (nothing if another relay holds the partition, or if
+    `max_waiting` batches already wait in its queue)."""
     alias = router.db_for_write(outbox)
     report = RelayReport(service=outbox._meta.app_label)
+    if max_waiting and publisher.waiting(partition) >= max_waiting:
+        report.deferred = 1
+        return report
     ids: list[int] = []
     try:
         with transaction.atomic(using=alias):
@@ -207,8 +232,12 @@ def _record_failure(alias: str, outbox: type[AbstractOutboxMessage], ids: list[i
 
 
 def relay_outbox(outbox: type[AbstractOutboxMessage], *, batch_size: int | None = None,
-                 publisher: Publisher | None = None, max_seconds: float | None = None) -> RelayReport:
-    """Drain `outbox`: pass over its pending partitions until a pass sends nothing (or the time is up)."""
+                 publisher: Publisher | None = None, max_seconds: float | None = None,
+                 max_waiting: int = 0) -> RelayReport:
+    """Drain `outbox`: pass over its pending partitions until a pass sends nothing (or the time is up).
+
+    `max_waiting` > 0 applies back-pressure: see the module's docstring.
+    """
     batch_size = batch_size or settings.OUTBOX_BATCH_SIZE
     publisher = publisher or CeleryPublisher()
     alias = router.db_for_write(outbox)
@@ -217,10 +246,13 @@ def relay_outbox(outbox: type[AbstractOutboxMessage], *, batch_size: int | None 
     while True:
         progress = RelayReport(service=report.service)
         for partition in _pending_partitions(alias, outbox):
-            progress.add(relay_partition(outbox, partition, batch_size=batch_size, publisher=publisher))
+            progress.add(relay_partition(outbox, partition, batch_size=batch_size, publisher=publisher,
+                                         max_waiting=max_waiting))
         held, progress.held = progress.held, 0
+        deferred, progress.deferred = progress.deferred, 0
         report.add(progress)
         report.held = held  # rows still held after the last pass, not a sum over passes
+        report.deferred = deferred  # partitions still deferred after the last pass
         if progress.sent == 0 or progress.failed or (deadline is not None and time.monotonic() > deadline):
             return report
 

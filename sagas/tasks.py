@@ -11,22 +11,45 @@ import time
 from functools import cache
 
 import redis
-from celery import shared_task
+from celery import current_app, shared_task
 from django.conf import settings
 
 from sagas import inbox, relay
 from sagas.orchestrator import sagas_recover, step_failure
-from sagas.outbox import outbox_republish
-from sagas.tables import outbox_model
+from sagas.outbox import RELAY_TASK, kick_flag_clear, outbox_republish
+from sagas.tables import outbox_model, outbox_models
 
 logger = logging.getLogger(__name__)
 
 
-@shared_task(name="sagas.relay_outbox", ignore_result=True, soft_time_limit=50, time_limit=60)
+# Per process: when the next deferred pass of each service (None: every outbox) is already due; one at a time.
+_deferred_pass_due: dict[str | None, float] = {}
+
+
+@shared_task(name=RELAY_TASK, ignore_result=True, soft_time_limit=50, time_limit=60)
 def relay_outbox(service: str | None = None) -> int:
-    """Drain one service's outbox (the after-commit kick) or every outbox (the beat tick); return rows sent."""
-    reports = relay.relay_services([service] if service else None, max_seconds=30)
+    """Drain one service's outbox (the after-commit kick) or every outbox (the beat tick); return rows sent.
+
+    Clears the kick flags first (see `sagas.outbox`): commits from now on kick
+    again. Partitions whose consumer is behind are deferred (back-pressure, see
+    `sagas.relay`); one later pass is then scheduled to send their rows together.
+    """
+    services = [service] if service else [model._meta.app_label for model in outbox_models()]
+    with current_app.producer_or_acquire() as producer:
+        kick_flag_clear(producer.channel, services)
+    reports = relay.relay_services(services, max_seconds=30, max_waiting=settings.OUTBOX_MAX_WAITING_BATCHES)
+    if any(report.deferred for report in reports):
+        _schedule_deferred_pass(service)
     return sum(report.sent for report in reports)
+
+
+def _schedule_deferred_pass(service: str | None) -> None:
+    now, delay = time.monotonic(), settings.OUTBOX_DEFERRED_PASS_SECONDS
+    if _deferred_pass_due.get(service, 0.0) > now:
+        return  # one is on its way
+    _deferred_pass_due[service] = now + delay
+    relay_outbox.apply_async(kwargs={"service": service}, countdown=delay, queue=settings.OUTBOX_RELAY_QUEUE,
+                             retry=False)
 
 
 @shared_task(name="sagas.purge_outbox", ignore_result=True, time_limit=600)

@@ -15,12 +15,13 @@ read model sees a gapless sequence per stream.
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from sagas.messages import Event
@@ -161,22 +162,27 @@ def ledger_load(*, tournament_id: str, player_id: str, as_of: datetime | None = 
 def ledger_append(*, state: LedgerState, event: Event, causation_id: str = "", correlation_id: str = "") -> LedgerState:
     """Append `event` after `state.version` and publish it; raise VersionConflict if the stream moved on.
 
-    Must run inside the caller's transaction on the `scores` alias; the savepoint
-    keeps that transaction usable after a conflict. Every
-    `SCORES_LEDGER_SNAPSHOT_EVERY`-th version also writes a snapshot.
+    Must run inside the caller's transaction on the `scores` alias. The insert
+    skips a conflicting version (`ON CONFLICT DO NOTHING`, waiting for a
+    concurrent writer of that version to commit or roll back) instead of
+    raising, so a conflict leaves the transaction usable without a savepoint.
+    Every `SCORES_LEDGER_SNAPSHOT_EVERY`-th version also writes a snapshot.
     """
     version = state.version + 1
     now = timezone.now()
-    try:
-        with transaction.atomic(using=ALIAS):
-            stored = LedgerEvent.objects.using(ALIAS).create(
-                tournament_id=state.tournament_id, player_id=state.player_id, version=version, type=event.TYPE,
-                schema_version=event.SCHEMA_VERSION, payload=event.to_payload(), causation_id=causation_id,
-                recorded_at=now,
-            )
-    except IntegrityError as exc:
-        raise VersionConflict(f"ledger {state.tournament_id}/{state.player_id} already has v{version}") from exc
-    new_state = ledger_fold(state, [stored_event(stored)])
+    payload = event.to_payload()
+    connection = transaction.get_connection(ALIAS)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {connection.ops.quote_name(LedgerEvent._meta.db_table)} (tournament_id, player_id, version,"
+            " type, schema_version, payload, causation_id, recorded_at) VALUES (%s, %s, %s, %s, %s, %s::jsonb, %s, %s)"
+            " ON CONFLICT (tournament_id, player_id, version) DO NOTHING RETURNING id",
+            [state.tournament_id, state.player_id, version, event.TYPE, event.SCHEMA_VERSION, json.dumps(payload),
+             causation_id, now])
+        if cursor.fetchone() is None:
+            raise VersionConflict(f"ledger {state.tournament_id}/{state.player_id} already has v{version}")
+    new_state = ledger_fold(state, [StoredEvent(version=version, type=event.TYPE, schema_version=event.SCHEMA_VERSION,
+                                                payload=payload, recorded_at=now)])
     publish(event, outbox=OutboxMessage, aggregate_id=stream_key(state.tournament_id, state.player_id),
             aggregate_version=version, correlation_id=correlation_id, causation_id=causation_id)
     if version % settings.SCORES_LEDGER_SNAPSHOT_EVERY == 0:

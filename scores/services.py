@@ -48,7 +48,7 @@ def ledger_append_with_retry(*, tournament_id: str, player_id: str,
     Runs in the caller's transaction. Only the first append of an attempt can
     conflict: once it holds version n+1 (uncommitted), no other writer can
     append n+2, since none can see n+1. So a conflict leaves nothing
-    half-appended (the append's own savepoint undid it) and the retry is clean.
+    half-appended (the conflicting insert wrote nothing) and the retry is clean.
     """
     for _ in range(APPEND_ATTEMPTS):
         state = ledger_load(tournament_id=tournament_id, player_id=player_id)
@@ -79,6 +79,16 @@ def points_changes(*, match: ScoredMatch, player_id: str, old_points: int | None
     return decide
 
 
+def scored_match_locked(*, match_id: str, tournament_id: str) -> ScoredMatch:
+    """Create (at version 0) or lock the match's ScoredMatch row in one statement; return it locked."""
+    table = ScoredMatch._meta.db_table
+    return ScoredMatch.objects.using(ALIAS).raw(
+        f"INSERT INTO {table} (match_id, tournament_id, version, player_a, player_b, points_a, points_b, updated_at)"
+        " VALUES (%s, %s, 0, '', '', 0, 0, now()) ON CONFLICT (match_id) DO UPDATE SET match_id = EXCLUDED.match_id"
+        f" RETURNING {', '.join(field.column for field in ScoredMatch._meta.concrete_fields)}",
+        [match_id, tournament_id])[0]
+
+
 @transaction.atomic(using=ALIAS)
 def ledger_score_match(*, envelope: Envelope) -> bool:
     """Score a MatchRecorded or MatchCorrected on both players' ledgers; return False when it changed nothing.
@@ -86,11 +96,8 @@ def ledger_score_match(*, envelope: Envelope) -> bool:
     Called at least once, in any order: idempotent per (match, version).
     """
     payload = envelope.payload
-    ScoredMatch.objects.using(ALIAS).bulk_create(
-        [ScoredMatch(match_id=payload["match_id"], tournament_id=payload["tournament_id"])], ignore_conflicts=True
-    )
     # The lock orders the events of one match; a concurrent duplicate waits here, then sees the new version.
-    match = ScoredMatch.objects.using(ALIAS).select_for_update().get(match_id=payload["match_id"])
+    match = scored_match_locked(match_id=payload["match_id"], tournament_id=payload["tournament_id"])
     if envelope.aggregate_version <= match.version:
         return False
     scored_before = match.version > 0

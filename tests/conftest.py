@@ -5,7 +5,7 @@ from django.conf import settings
 from django.core.management import call_command
 
 from tests.support.databases import recreate_test_databases
-from tests.support.workers import CeleryWorker
+from tests.support.workers import CeleryWorker, EventConsumers
 
 pytest_plugins = ["tests.support.sagas", "tests.support.api"]
 
@@ -36,18 +36,17 @@ def celery_worker(broker):
 
 @pytest.fixture(scope="session")
 def events_worker(broker):
-    """One real events consumer for the session: every partition queue, a pool of one (as `consume_events`).
+    """The events consumers for the session, as `consume_events` runs them: EVENT_CONSUMER_PROCESSES workers,
+    each a pool of one, sharing the partition queues.
 
-    It loads the probe consumer (tests/support/event_probe.py); a gap closes
+    They load the probe consumer (tests/support/event_probe.py); a gap closes
     after one second instead of thirty, so re-fetch tests stay fast.
     """
-    from sagas.partitions import all_partition_queues
-
-    worker = CeleryWorker("events", queues=tuple(all_partition_queues()), concurrency=1,
-                          env={"INBOX_GAP_DEADLINE_SECONDS": "1"}, include=("tests.support.event_probe",))
-    worker.start()
-    yield worker
-    worker.stop()
+    consumers = EventConsumers("events", settings.EVENT_CONSUMER_PROCESSES,
+                               env={"INBOX_GAP_DEADLINE_SECONDS": "1"}, include=("tests.support.event_probe",))
+    consumers.start()
+    yield consumers
+    consumers.stop()
 
 
 @pytest.fixture

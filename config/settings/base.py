@@ -190,6 +190,8 @@ CELERY_TIMEZONE = TIME_ZONE
 # Events of one aggregate travel on queue `<EVENT_QUEUE_PREFIX>.<crc32(key) % EVENT_PARTITIONS>`.
 EVENT_PARTITIONS = env_int("EVENT_PARTITIONS", 4)
 EVENT_QUEUE_PREFIX = os.environ.get("EVENT_QUEUE_PREFIX", "events")
+# Worker processes `consume_events` splits the partitions between (one per core; a partition has one owner).
+EVENT_CONSUMER_PROCESSES = env_int("EVENT_CONSUMER_PROCESSES", 2)
 OUTBOX_BATCH_SIZE = env_int("OUTBOX_BATCH_SIZE", 1000)
 # Failed publishes of a row before it becomes DEAD (requeued from the admin).
 OUTBOX_MAX_ATTEMPTS = env_int("OUTBOX_MAX_ATTEMPTS", 5)
@@ -202,11 +204,19 @@ OUTBOX_RETENTION_HOURS = env_int("OUTBOX_RETENTION_HOURS", 7 * 24)
 OUTBOX_WAKEUP = os.environ.get("OUTBOX_WAKEUP", "kick")
 if OUTBOX_WAKEUP not in {"kick", "notify"}:
     raise ImproperlyConfigured(f"OUTBOX_WAKEUP must be 'kick' or 'notify', got {OUTBOX_WAKEUP!r}")
+# Back-pressure of the relay tasks: a partition whose queue already holds this many batches not yet taken gets no
+# new one; its rows leave together in one larger batch on a pass OUTBOX_DEFERRED_PASS_SECONDS later (0: off).
+OUTBOX_MAX_WAITING_BATCHES = env_int("OUTBOX_MAX_WAITING_BATCHES", 1)
+OUTBOX_DEFERRED_PASS_SECONDS = float(os.environ.get("OUTBOX_DEFERRED_PASS_SECONDS", "0.02"))
 # Queue of the relay tasks (after-commit kick, beat tick, re-publish requests).
 OUTBOX_RELAY_QUEUE = os.environ.get("OUTBOX_RELAY_QUEUE", "sagas")
 # A version gap a consumer still sees after this long is re-fetched from the producer.
 INBOX_GAP_DEADLINE_SECONDS = env_int("INBOX_GAP_DEADLINE_SECONDS", 30)
 INBOX_GAP_CHECKS = env_int("INBOX_GAP_CHECKS", 5)
+# A delivered batch is applied per consumer in transactions of at most this many events; a chunk that waits
+# longer than the lock timeout for another consumer process's locks is redone event by event.
+INBOX_BATCH_SIZE = env_int("INBOX_BATCH_SIZE", 100)
+INBOX_BATCH_LOCK_TIMEOUT_MS = env_int("INBOX_BATCH_LOCK_TIMEOUT_MS", 100)
 CELERY_BEAT_SCHEDULE.update({
     # The relay's safety net (a lost kick, a broker that was down); the kick makes events leave at once.
     "outbox-relay-tick": {"task": "sagas.relay_outbox", "schedule": 1.0,

@@ -1,16 +1,19 @@
 """The inbox applies each event once and in version order, whatever the broker does."""
+import logging
+import threading
 import uuid
 from dataclasses import dataclass
 
+import psycopg
 import pytest
 from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from leaderboard.models import ConsumerPosition, DeadLetter, InboxMessage, ParkedMessage
-from sagas.inbox import Outcome, deliver, event_handler
+from sagas.inbox import Outcome, deliver, deliver_batch, event_handler
 from sagas.messages import Envelope, Event
-from tests.support.event_probe import PROBE_CONSUMER, ProbeTicked, applied_versions
+from tests.support.event_probe import PROBE_CONSUMER, ProbeTicked, applied_versions, cure
 
 pytestmark = pytest.mark.django_db(transaction=True, databases=["leaderboard", "sagas"])
 
@@ -138,3 +141,77 @@ def test_a_consumer_in_an_app_without_consumer_tables_is_refused_at_registration
     with pytest.raises(ImproperlyConfigured, match="lacks ConsumerPosition, ParkedMessage, DeadLetter"):
         event_handler(consumer="probe.nowhere", event_types=[ProbeTicked.TYPE], app_label="tournament")(
             lambda envelope: None)
+
+
+# BATCHES: one transaction per (consumer, batch), a savepoint per event ----------------------------------------------
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(versions=st.lists(st.integers(min_value=1, max_value=5), min_size=1, max_size=3),
+       batch_size=st.integers(min_value=1, max_value=6), seed=st.randoms(use_true_random=False))
+def test_shuffled_duplicated_batches_end_as_in_order_delivery(probe_effects, versions, batch_size, seed):
+    # given several aggregates' events, some twice, shuffled and cut into batches
+    aggregates = [f"agg-{uuid.uuid4()}" for _ in versions]
+    deliveries = [envelope(a, v) for a, count in zip(aggregates, versions, strict=True) for v in range(1, count + 1)]
+    deliveries += [seed.choice(deliveries) for _ in range(len(deliveries) // 2)]
+    seed.shuffle(deliveries)
+    # when each batch is delivered as one message
+    for start in range(0, len(deliveries), batch_size):
+        deliver_batch(deliveries[start:start + batch_size])
+    # then every aggregate has each version applied once, in order, and nothing is left parked
+    for aggregate, count in zip(aggregates, versions, strict=True):
+        assert applied_versions(aggregate) == list(range(1, count + 1))
+        assert ConsumerPosition.objects.get(consumer=PROBE_CONSUMER, aggregate_id=aggregate).version == count
+    assert not ParkedMessage.objects.filter(aggregate_id__in=aggregates).exists()
+
+
+def test_poison_in_the_middle_of_a_batch_is_dead_lettered_alone_and_holds_its_aggregate(probe_effects):
+    poisoned, healthy = f"agg-{uuid.uuid4()}", f"agg-{uuid.uuid4()}"
+    batch = [envelope(healthy, 1), envelope(poisoned, 1), envelope(poisoned, 2, "poison pill"),
+             envelope(healthy, 2), envelope(poisoned, 3), envelope(healthy, 3)]
+    # when one batch carries a poison event between healthy ones
+    counts = deliver_batch(batch)
+    # then the others committed, in order, and the poison is the consumer's dead letter
+    assert counts == {"applied": 4, "dead": 1, "parked": 1}
+    assert applied_versions(healthy) == [1, 2, 3] and applied_versions(poisoned) == [1]
+    letter = DeadLetter.objects.get(aggregate_id=poisoned)
+    assert (letter.aggregate_version, letter.reason) == (2, "handler error")
+    assert "cannot apply 'poison pill'" in letter.error
+    # its aggregate's successor waits behind it, with no inbox row of the poison or the parked event
+    assert list(ParkedMessage.objects.filter(aggregate_id=poisoned).values_list("aggregate_version", flat=True)) == [3]
+    assert ConsumerPosition.objects.get(consumer=PROBE_CONSUMER, aggregate_id=poisoned).version == 1
+    assert set(InboxMessage.objects.filter(consumer=PROBE_CONSUMER).values_list("message_id", flat=True)) == {
+        uuid.UUID(body["message_id"]) for body in batch if body["payload"]["value"] == "tick"} - {
+        uuid.UUID(batch[4]["message_id"])}
+    # and a redelivery of the whole batch applies nothing twice
+    assert deliver_batch(batch) == {"duplicate": 4, "dead": 1, "parked": 1}
+    assert applied_versions(healthy) == [1, 2, 3] and applied_versions(poisoned) == [1]
+    # once cured, the replayed poison releases its successor
+    cure("poison pill")
+    assert deliver_batch([batch[2]]) == {"applied": 1}
+    assert applied_versions(poisoned) == [1, 2, 3]
+
+
+def test_a_batch_that_meets_another_process_lock_is_applied_event_by_event(probe_effects, caplog):
+    from django.db import connections
+
+    blocked, free = f"agg-{uuid.uuid4()}", f"agg-{uuid.uuid4()}"
+    deliver(envelope(blocked, 1))
+    # given another connection holding the lock of one aggregate's position for longer than the batch waits
+    params = connections["leaderboard"].get_connection_params()
+    for name in ("cursor_factory", "context", "server_side_binding"):
+        params.pop(name, None)
+    holder = psycopg.connect(**params)
+    holder.execute(f"SELECT 1 FROM {ConsumerPosition._meta.db_table} WHERE aggregate_id = %s FOR UPDATE", [blocked])
+    release = threading.Timer(0.5, holder.commit)
+    release.start()
+    try:
+        # when a batch touching it arrives
+        with caplog.at_level(logging.INFO, logger="sagas.inbox"):
+            counts = deliver_batch([envelope(free, 1), envelope(blocked, 2), envelope(free, 2)])
+    finally:
+        release.join()
+        holder.close()
+    # then the batch gave up its transaction and applied each event on its own, once the lock was released
+    assert "met a lock conflict (LockNotAvailable)" in caplog.text
+    assert counts == {"applied": 3}
+    assert applied_versions(blocked) == [1, 2] and applied_versions(free) == [1, 2]

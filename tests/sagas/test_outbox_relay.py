@@ -9,6 +9,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 import pytest
+from celery import current_app
 from django.db import connections, transaction
 from django.test import override_settings
 
@@ -70,6 +71,52 @@ def test_the_after_commit_kick_delivers_the_event_to_its_consumer(celery_worker,
     # then, with no beat running, the kick alone relays it and the consumer applies it
     wait_until(lambda: applied_versions(aggregate) == [1], timeout=20, message="event applied")
     assert OutboxMessage.objects.get(partition_key=aggregate).status == OutboxStatus.SENT
+
+
+def test_a_commit_while_a_kick_is_pending_sends_no_kick_and_the_pending_pass_still_relays_it(broker, settings):
+    from sagas.outbox import kick_flag_set
+    from sagas.tasks import relay_outbox
+
+    settings.OUTBOX_RELAY_QUEUE = f"test-relay-{uuid.uuid4().hex[:8]}"  # nobody consumes it: we count the kicks
+    aggregate = f"coalesced-{uuid.uuid4()}"
+    # given one commit, whose kick is sent (no relay pass has begun yet)
+    with transaction.atomic(using="tournament"):
+        publish(ProbeTicked(value="first"), outbox=OutboxMessage, aggregate_id=aggregate, aggregate_version=1)
+    assert broker.llen(settings.OUTBOX_RELAY_QUEUE) == 1
+    # when more commits follow before that pass begins, they send no kick of their own
+    for version in (2, 3):
+        with transaction.atomic(using="tournament"):
+            publish(ProbeTicked(value="more"), outbox=OutboxMessage, aggregate_id=aggregate, aggregate_version=version)
+    assert broker.llen(settings.OUTBOX_RELAY_QUEUE) == 1
+    # then the pending kick's pass relays every one of them
+    settings.OUTBOX_MAX_WAITING_BATCHES = 0
+    assert relay_outbox(service="tournament") >= 3
+    assert set(OutboxMessage.objects.filter(partition_key=aggregate).values_list("status", flat=True)) == {
+        OutboxStatus.SENT}
+    # and the pass cleared the flag: the next commit kicks again
+    with current_app.producer_or_acquire() as producer:
+        assert kick_flag_set(producer.channel, "tournament")
+    broker.delete(settings.OUTBOX_RELAY_QUEUE)
+
+
+def test_back_pressure_holds_a_busy_partitions_rows_and_sends_them_later_as_one_batch(broker, scratch_queues):
+    publisher = relay.CeleryPublisher(queue_prefix=scratch_queues)
+    key = f"busy-{uuid.uuid4()}"
+    queue = f"{scratch_queues}.{partition_for(key)}"
+    # given one batch waiting in the partition's queue (its consumer is busy)
+    probe_rows(OutboxMessage, key, [1])
+    assert relay.relay_outbox(OutboxMessage, publisher=publisher, max_waiting=1).sent == 1
+    # when more rows arrive, the relay holds them instead of queueing another small batch
+    probe_rows(OutboxMessage, key, [2, 3])
+    report = relay.relay_outbox(OutboxMessage, publisher=publisher, max_waiting=1)
+    assert (report.sent, report.deferred) == (0, 1)
+    assert broker.llen(queue) == 1
+    assert OutboxMessage.objects.filter(partition_key=key, status=OutboxStatus.PENDING).count() == 2
+    # then once the consumer took the waiting batch, they leave together, as one batch, in order
+    broker.rpop(queue)
+    assert relay.relay_outbox(OutboxMessage, publisher=publisher, max_waiting=1).sent == 2
+    assert broker.llen(queue) == 1
+    assert [e["aggregate_version"] for e in queued_envelopes(broker, queue)] == [2, 3]
 
 
 def test_a_crash_between_publishing_and_marking_sent_republishes_and_the_inbox_absorbs_it(
@@ -243,6 +290,46 @@ def test_consume_events_with_a_partition_out_of_range_fails_clearly_with_exit_co
                             env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert "partitions [9] outside 0..3" in result.stderr
+
+
+def test_consume_events_with_no_process_fails_clearly_with_exit_code_2():
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test"}
+    result = subprocess.run([sys.executable, "manage.py", "consume_events", "--processes", "0"], cwd=BASE_DIR,
+                            env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "--processes must be at least 1" in result.stderr
+
+
+def test_consume_events_splits_the_partitions_and_stops_every_worker_when_one_dies(broker):
+    import psutil
+
+    from config.celery import app
+
+    # given consume_events with two workers (queues of their own, so the session's consumers are undisturbed)
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test", "EVENT_QUEUE_PREFIX": "split"}
+    command = subprocess.Popen([sys.executable, "manage.py", "consume_events", "--processes", "2",
+                                "--loglevel", "WARNING"], cwd=BASE_DIR, env=env, start_new_session=True,
+                               stdout=subprocess.PIPE, text=True)
+    try:
+        workers = wait_until(lambda: [p for p in psutil.Process(command.pid).children()
+                                      if "worker" in p.cmdline()] or None, message="workers started")
+        wait_until(lambda: len(app.control.ping(timeout=0.5, destination=[
+            f"events-{suffix}@{os.uname().nodename}" for suffix in ("0-2", "1-3")])) == 2, timeout=60,
+            message="both workers answer")
+        # each partition has exactly one owner
+        assert sorted(w.cmdline()[w.cmdline().index("-Q") + 1] for w in workers) == ["split.0,split.2",
+                                                                                    "split.1,split.3"]
+        # when one worker dies
+        workers[0].kill()
+        # then the command stops the other and exits, so its process manager restarts the whole set
+        assert command.wait(timeout=60) != 0
+        assert not workers[1].is_running() or workers[1].status() == psutil.STATUS_ZOMBIE
+    finally:
+        if command.poll() is None:
+            os.killpg(command.pid, signal.SIGKILL)
+        for worker in psutil.Process().children(recursive=True):
+            if "split.0,split.2" in worker.cmdline() or "split.1,split.3" in worker.cmdline():
+                worker.kill()
 
 
 def test_the_beat_tick_alone_relays_rows_nobody_kicked(celery_worker, tmp_path):

@@ -10,8 +10,10 @@ import tempfile
 from pathlib import Path
 
 import psutil
+from django.conf import settings
 
 from config.celery import app
+from sagas.partitions import partition_queue
 from tests.support.waiting import wait_until
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -76,3 +78,26 @@ class CeleryWorker:
 
     def log(self) -> str:
         return self.logfile.read_text() if self.logfile.exists() else "<no log>"
+
+
+class EventConsumers:
+    """The events consumers as `consume_events` runs them: `processes` workers (pool of one) sharing the partitions."""
+
+    def __init__(self, name: str, processes: int, env: dict[str, str] | None = None,
+                 include: tuple[str, ...] = ()) -> None:
+        partitions = list(range(settings.EVENT_PARTITIONS))
+        self.workers = [CeleryWorker(f"{name}-{n}", queues=tuple(partition_queue(p) for p in partitions[n::processes]),
+                                     concurrency=1, env=env, include=include)
+                        for n in range(min(processes, len(partitions)))]
+
+    def start(self, timeout: float = 30.0) -> EventConsumers:
+        for worker in self.workers:
+            worker.start(timeout=timeout)
+        return self
+
+    def stop(self) -> None:
+        for worker in self.workers:
+            worker.stop()
+
+    def log(self) -> str:
+        return "\n".join(worker.log() for worker in self.workers)

@@ -104,7 +104,7 @@ class Command(BaseCommand):
         parser.add_argument("--producers", type=int, default=4, help="threads recording results while streaming")
         parser.add_argument("--seconds", type=float, default=15.0, help="how long to stream results")
         parser.add_argument("--consumers", type=int, default=None,
-                            help="event consumer processes (default: one per partition)")
+                            help="event consumer processes (default: EVENT_CONSUMER_PROCESSES, as consume_events)")
         parser.add_argument("--stream-lengths", default="1000,10000,100000",
                             help="ledger stream lengths to load (comma-separated)")
         parser.add_argument("--keep", action="store_true", help="keep the benchmark's rows afterwards")
@@ -367,7 +367,7 @@ class Command(BaseCommand):
                consumers: int | None, producers: int) -> None:
         settings.OUTBOX_RELAY_QUEUE = f"{BENCH_PREFIX}.relay"
         settings.EVENT_QUEUE_PREFIX = f"{BENCH_PREFIX}.events"
-        workers = Workers(consumers or settings.EVENT_PARTITIONS)
+        workers = Workers(consumers or settings.EVENT_CONSUMER_PROCESSES)
         try:
             workers.start()
             self.wait_for_outboxes()

@@ -1,14 +1,20 @@
-"""`python manage.py consume_events [--partitions 0,1]`: run the event consumer of some partition queues.
+"""`python manage.py consume_events [--partitions 0,1] [--processes N]`: run the event consumers of partition queues.
 
-One worker process with a pool of one and a prefetch of one: it takes the
-next message only after the previous one is acknowledged, so each queue's
-messages, hence each aggregate's events, are applied one at a time in queue
-order. Scale out by running one such process per subset of partitions (every
-partition in exactly one process).
+Each consumer is one worker process with a pool of one and a prefetch of one:
+it takes the next message only after the previous one is acknowledged, so each
+queue's messages, hence each aggregate's events, are applied one at a time in
+queue order. `--processes N` (default `EVENT_CONSUMER_PROCESSES`, 2: one per
+core of a small machine) splits the partitions between N such workers, each
+partition in exactly one of them, so order per partition holds while the work
+uses several cores; this command then supervises them: it forwards SIGTERM /
+SIGINT (a warm shutdown) and, if one worker exits, stops the others and exits
+with its code, so the process manager restarts the whole set.
 """
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
 import sys
 
 from django.conf import settings
@@ -18,23 +24,60 @@ from sagas.partitions import partition_queue
 
 
 class Command(BaseCommand):
-    help = "Start a Celery worker (pool of one) consuming the event partition queues events.<n>."
+    help = "Start Celery workers (each a pool of one) consuming the event partition queues events.<n>."
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--partitions", default="", metavar="N,N",
                             help="comma-separated partition numbers (default: all of 0..EVENT_PARTITIONS-1)")
+        parser.add_argument("--processes", type=int, default=None, metavar="N",
+                            help="worker processes sharing the partitions (default: EVENT_CONSUMER_PROCESSES)")
         parser.add_argument("--loglevel", default="INFO")
 
-    def handle(self, *args, partitions: str, loglevel: str, **options) -> None:
+    def handle(self, *args, partitions: str, processes: int | None, loglevel: str, **options) -> None:
         numbers = self.parse_partitions(partitions)
-        queues = ",".join(partition_queue(n) for n in numbers)
-        suffix = "-".join(str(n) for n in numbers) if partitions else "all"
-        argv = [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", queues, "-c", "1",
+        processes = settings.EVENT_CONSUMER_PROCESSES if processes is None else processes
+        if processes < 1:
+            raise CommandError(f"--processes must be at least 1, got {processes}", returncode=2)
+        groups = [numbers[n::processes] for n in range(min(processes, len(numbers)))]
+        argvs = [self.worker_argv(group, loglevel) for group in groups]
+        for group in groups:
+            self.stdout.write(f"consuming {','.join(partition_queue(n) for n in group)}")
+        self.stdout.flush()
+        if len(argvs) == 1:
+            os.execv(sys.executable, argvs[0])
+        sys.exit(self.supervise(argvs))
+
+    @staticmethod
+    def worker_argv(partitions: list[int], loglevel: str) -> list[str]:
+        queues = ",".join(partition_queue(n) for n in partitions)
+        suffix = "-".join(str(n) for n in partitions)
+        return [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", queues, "-c", "1",
                 "--prefetch-multiplier", "1", "-n", f"events-{suffix}@%h", "--without-gossip", "--without-mingle",
                 f"--loglevel={loglevel}"]
-        self.stdout.write(f"consuming {queues}")
-        self.stdout.flush()
-        os.execv(sys.executable, argv)
+
+    @staticmethod
+    def supervise(argvs: list[list[str]]) -> int:
+        """Run the workers until one exits (or a signal stops them); return the first exit code."""
+        # Own process groups: a terminal's Ctrl-C reaches only this process, which asks each worker once
+        # for a warm shutdown (a second SIGINT would make Celery stop cold, abandoning the task in hand).
+        workers = [subprocess.Popen(argv, process_group=0) for argv in argvs]
+
+        def stop(signum: int = signal.SIGTERM, frame: object = None) -> None:
+            for worker in workers:
+                if worker.poll() is None:
+                    worker.send_signal(signal.SIGTERM)
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        _pid, status = os.wait()  # the first worker to exit, whatever the reason
+        stop()
+        for worker in workers:
+            try:
+                worker.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                worker.wait()
+        return os.waitstatus_to_exitcode(status)
 
     @staticmethod
     def parse_partitions(value: str) -> list[int]:
