@@ -13,6 +13,7 @@ import logging
 from collections.abc import Iterable
 from functools import cache
 
+import redis
 from celery import current_app
 from django.conf import settings
 from django.db import router, transaction
@@ -26,6 +27,7 @@ logger = logging.getLogger(__name__)
 
 RELAY_TASK = "sagas.relay_outbox"
 NOTIFY_CHANNEL = "outbox_relay"
+KICK_KEY_PREFIX = "outbox:kick"
 
 
 class OutsideTransactionError(RuntimeError):
@@ -35,23 +37,39 @@ class OutsideTransactionError(RuntimeError):
 def publish(event: Event, *, outbox: type[AbstractOutboxMessage], aggregate_id: str, aggregate_version: int,
             correlation_id: str = "", causation_id: str = "") -> AbstractOutboxMessage:
     """Add `event` to `outbox` in the caller's transaction; it is delivered at least once after commit."""
+    return publish_many([(event, str(aggregate_id), aggregate_version)], outbox=outbox,
+                        correlation_id=correlation_id, causation_id=causation_id)[0]
+
+
+def publish_many(events: Iterable[tuple[Event, str, int]], *, outbox: type[AbstractOutboxMessage],
+                 correlation_id: str = "", causation_id: str = "") -> list[AbstractOutboxMessage]:
+    """Add `(event, aggregate_id, aggregate_version)` triples to `outbox` in the caller's transaction, as one INSERT.
+
+    The same guarantee as `publish` (each is delivered at least once after
+    commit); the relay is kicked once for the lot.
+    """
     using = router.db_for_write(outbox)
     if not transaction.get_connection(using).in_atomic_block:
-        raise OutsideTransactionError(f"publish {event.TYPE} inside transaction.atomic(using={using!r})")
-    row = outbox.objects.using(using).create(
-        type=event.TYPE,
-        schema_version=event.SCHEMA_VERSION,
-        aggregate_type=event.AGGREGATE_TYPE,
-        partition_key=str(aggregate_id),
-        partition=partition_for(str(aggregate_id)),
-        aggregate_version=aggregate_version,
-        correlation_id=str(correlation_id or ""),
-        causation_id=str(causation_id or ""),
-        occurred_at=timezone.now(),
-        payload=event.to_payload(),
-    )
-    kick_relay_on_commit(outbox._meta.app_label, using=using)
-    return row
+        raise OutsideTransactionError(f"publish to {outbox.__name__} inside transaction.atomic(using={using!r})")
+    now = timezone.now()
+    rows = outbox.objects.using(using).bulk_create([
+        outbox(
+            type=event.TYPE,
+            schema_version=event.SCHEMA_VERSION,
+            aggregate_type=event.AGGREGATE_TYPE,
+            partition_key=str(aggregate_id),
+            partition=partition_for(str(aggregate_id)),
+            aggregate_version=aggregate_version,
+            correlation_id=str(correlation_id or ""),
+            causation_id=str(causation_id or ""),
+            occurred_at=now,
+            payload=event.to_payload(),
+        )
+        for event, aggregate_id, aggregate_version in events
+    ])
+    if rows:
+        kick_relay_on_commit(outbox._meta.app_label, using=using)
+    return rows
 
 
 def kick_relay_on_commit(app_label: str, *, using: str) -> None:
@@ -75,16 +93,44 @@ def kick_relay_on_commit(app_label: str, *, using: str) -> None:
 
 
 @cache
+def _broker() -> redis.Redis:
+    return redis.Redis.from_url(settings.CELERY_BROKER_URL)
+
+
+def _kick_key(app_label: str) -> str:
+    return f"{KICK_KEY_PREFIX}:{settings.OUTBOX_RELAY_QUEUE}:{app_label}"
+
+
+@cache
 def _relay_kick(app_label: str):
     def kick() -> None:
+        key = _kick_key(app_label)
         try:
+            # One kick waiting in the queue is enough: it has not started, so the rows this commit wrote will be
+            # visible to it (the relay clears the key before it reads). Under load this saves a relay task per
+            # commit. A lost kick task holds the key for OUTBOX_KICK_COALESCE_SECONDS; the beat tick covers that.
+            if not _broker().set(key, 1, nx=True, px=int(settings.OUTBOX_KICK_COALESCE_SECONDS * 1000)):
+                return
             # No publish retries: a broker outage must not stall the committed request; the tick covers it.
-            current_app.send_task(RELAY_TASK, kwargs={"service": app_label}, queue=settings.OUTBOX_RELAY_QUEUE,
-                                  ignore_result=True, retry=False)
+            current_app.send_task(RELAY_TASK, kwargs={"service": app_label, "kick": key},
+                                  queue=settings.OUTBOX_RELAY_QUEUE, ignore_result=True, retry=False)
         except Exception:  # the broker is down: the beat tick sends the rows once it is back
             logger.warning("outbox kick for %s not sent; the relay tick will send the rows", app_label, exc_info=True)
+            _kick_forget(key)
     kick.__qualname__ = f"kick_relay[{app_label}]"
     return kick
+
+
+def kick_taken(key: str) -> None:
+    """Let the next commit kick the relay again; the relay calls this before it reads the outbox."""
+    _broker().delete(key)
+
+
+def _kick_forget(key: str) -> None:
+    try:
+        _broker().delete(key)
+    except Exception:  # the key expires on its own
+        pass
 
 
 def outbox_requeue(*, outbox: type[AbstractOutboxMessage], ids: Iterable[int]) -> int:

@@ -90,10 +90,14 @@ class RelayReport:
     failed: int = 0
     dead: int = 0
     batches: int = 0
+    full: int = 0  # batches of `batch_size` rows: more may be waiting behind them
+    busy: int = 0  # partitions skipped because another relay held them
     errors: list[str] = dataclasses.field(default_factory=list)
 
     def add(self, other: RelayReport) -> None:
         self.sent += other.sent
+        self.full += other.full
+        self.busy += other.busy
         self.held += other.held
         self.failed += other.failed
         self.dead += other.dead
@@ -171,6 +175,7 @@ def relay_partition(outbox: type[AbstractOutboxMessage], partition: int, *, batc
     try:
         with transaction.atomic(using=alias):
             if not _try_lock_partition(alias, outbox, partition):
+                report.busy = 1
                 return report
             rows = list(outbox.objects.using(alias).select_for_update(skip_locked=True)
                         .filter(status=OutboxStatus.PENDING, partition=partition).order_by("id")
@@ -182,7 +187,7 @@ def relay_partition(outbox: type[AbstractOutboxMessage], partition: int, *, batc
             ids = [row["id"] for row in sendable]
             publisher.publish(partition, [envelope_of(row) for row in sendable])
             _mark_sent(alias, outbox, ids)
-            report.sent, report.batches = len(ids), 1
+            report.sent, report.batches, report.full = len(ids), 1, int(len(rows) == batch_size)
     except Exception as exc:  # the publish failed: count the attempt, the rows stay PENDING (or become DEAD)
         if not ids:
             raise
@@ -208,7 +213,15 @@ def _record_failure(alias: str, outbox: type[AbstractOutboxMessage], ids: list[i
 
 def relay_outbox(outbox: type[AbstractOutboxMessage], *, batch_size: int | None = None,
                  publisher: Publisher | None = None, max_seconds: float | None = None) -> RelayReport:
-    """Drain `outbox`: pass over its pending partitions until a pass sends nothing (or the time is up)."""
+    """Drain `outbox`: pass over its pending partitions until none has more (or the time is up).
+
+    Another pass runs only if a partition filled a whole batch (more rows wait
+    behind it), was held by another relay (which may have read before our
+    caller's rows committed), or held rows back while sending others (their
+    predecessors may be out now). Rows committed during a pass are not looked for:
+    their own commit kicked a relay that starts after it (see
+    `sagas.outbox.kick_relay_on_commit`), and the beat tick covers a lost kick.
+    """
     batch_size = batch_size or settings.OUTBOX_BATCH_SIZE
     publisher = publisher or CeleryPublisher()
     alias = router.db_for_write(outbox)
@@ -221,7 +234,9 @@ def relay_outbox(outbox: type[AbstractOutboxMessage], *, batch_size: int | None 
         held, progress.held = progress.held, 0
         report.add(progress)
         report.held = held  # rows still held after the last pass, not a sum over passes
-        if progress.sent == 0 or progress.failed or (deadline is not None and time.monotonic() > deadline):
+        # Held rows may follow rows this pass sent (or a version sent earlier but missing from the batch).
+        more = progress.full or progress.busy or (held and progress.sent)
+        if not more or progress.failed or (deadline is not None and time.monotonic() > deadline):
             return report
 
 

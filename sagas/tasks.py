@@ -16,15 +16,17 @@ from django.conf import settings
 
 from sagas import inbox, relay
 from sagas.orchestrator import sagas_recover, step_failure
-from sagas.outbox import outbox_republish
+from sagas.outbox import kick_taken, outbox_republish
 from sagas.tables import outbox_model
 
 logger = logging.getLogger(__name__)
 
 
 @shared_task(name="sagas.relay_outbox", ignore_result=True, soft_time_limit=50, time_limit=60)
-def relay_outbox(service: str | None = None) -> int:
+def relay_outbox(service: str | None = None, kick: str = "") -> int:
     """Drain one service's outbox (the after-commit kick) or every outbox (the beat tick); return rows sent."""
+    if kick:
+        kick_taken(kick)  # commits from now on kick again; those before are visible to this pass
     reports = relay.relay_services([service] if service else None, max_seconds=30)
     return sum(report.sent for report in reports)
 

@@ -24,7 +24,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from sagas.messages import Event
-from sagas.outbox import publish
+from sagas.outbox import publish_many
 from scores.messages import LedgerClosed, LedgerOpened, PointsAwarded, PointsAwardedV1, PointsRevoked
 from scores.models import LedgerEvent, LedgerSnapshot, OutboxMessage
 
@@ -165,23 +165,37 @@ def ledger_append(*, state: LedgerState, event: Event, causation_id: str = "", c
     keeps that transaction usable after a conflict. Every
     `SCORES_LEDGER_SNAPSHOT_EVERY`-th version also writes a snapshot.
     """
-    version = state.version + 1
+    return ledger_append_many(appends=[(state, event)], causation_id=causation_id, correlation_id=correlation_id)[0]
+
+
+def ledger_append_many(*, appends: list[tuple[LedgerState, Event]], causation_id: str = "",
+                       correlation_id: str = "") -> list[LedgerState]:
+    """Append one event to each of several streams and publish them: one INSERT each for events and outbox rows.
+
+    All or nothing: if any stream moved on, VersionConflict and none is
+    appended (the savepoint undoes the lot; the caller's transaction stays
+    usable). The streams must be distinct. Snapshots as `ledger_append`.
+    """
+    if not appends:
+        return []
     now = timezone.now()
+    rows = [LedgerEvent(tournament_id=state.tournament_id, player_id=state.player_id, version=state.version + 1,
+                        type=event.TYPE, schema_version=event.SCHEMA_VERSION, payload=event.to_payload(),
+                        causation_id=causation_id, recorded_at=now)
+            for state, event in appends]
     try:
         with transaction.atomic(using=ALIAS):
-            stored = LedgerEvent.objects.using(ALIAS).create(
-                tournament_id=state.tournament_id, player_id=state.player_id, version=version, type=event.TYPE,
-                schema_version=event.SCHEMA_VERSION, payload=event.to_payload(), causation_id=causation_id,
-                recorded_at=now,
-            )
+            LedgerEvent.objects.using(ALIAS).bulk_create(rows)
     except IntegrityError as exc:
-        raise VersionConflict(f"ledger {state.tournament_id}/{state.player_id} already has v{version}") from exc
-    new_state = ledger_fold(state, [stored_event(stored)])
-    publish(event, outbox=OutboxMessage, aggregate_id=stream_key(state.tournament_id, state.player_id),
-            aggregate_version=version, correlation_id=correlation_id, causation_id=causation_id)
-    if version % settings.SCORES_LEDGER_SNAPSHOT_EVERY == 0:
-        LedgerSnapshot.objects.using(ALIAS).create(
-            tournament_id=state.tournament_id, player_id=state.player_id, version=version, schema=SNAPSHOT_SCHEMA,
-            state=dataclasses.asdict(new_state), recorded_at=now,
-        )
-    return new_state
+        streams = ", ".join(f"{row.tournament_id}/{row.player_id} v{row.version}" for row in rows)
+        raise VersionConflict(f"ledger already has one of: {streams}") from exc
+    states = [ledger_fold(state, [stored_event(row)]) for (state, _event), row in zip(appends, rows)]
+    publish_many([(event, stream_key(state.tournament_id, state.player_id), state.version + 1)
+                  for state, event in appends], outbox=OutboxMessage, correlation_id=correlation_id,
+                 causation_id=causation_id)
+    LedgerSnapshot.objects.using(ALIAS).bulk_create([
+        LedgerSnapshot(tournament_id=state.tournament_id, player_id=state.player_id, version=state.version,
+                       schema=SNAPSHOT_SCHEMA, state=dataclasses.asdict(state), recorded_at=now)
+        for state in states if state.version % settings.SCORES_LEDGER_SNAPSHOT_EVERY == 0
+    ])
+    return states

@@ -18,7 +18,15 @@ from django.db import IntegrityError, transaction
 
 from sagas.messages import Envelope, Event
 from sagas.participant import StepRefused
-from scores.ledger import ALIAS, LedgerState, LedgerStatus, VersionConflict, ledger_append, ledger_load
+from scores.ledger import (
+    ALIAS,
+    LedgerState,
+    LedgerStatus,
+    VersionConflict,
+    ledger_append,
+    ledger_append_many,
+    ledger_load,
+)
 from scores.messages import LedgerClosed, LedgerOpened, PointsAwarded, PointsRevoked
 from scores.models import LedgerEvent, Player, ScoredMatch
 from tournament.messages import MatchCorrected, MatchRecorded
@@ -156,15 +164,14 @@ def ledgers_open(*, tournament_id: str, player_ids: list[str], causation_id: str
     problems += [f"player {player_id!r} is suspended" for player_id in suspended]
     if problems:
         raise StepRefused("; ".join(problems))
-    # A stream with events is open (or was closed): opening is idempotent per stream. Each
-    # LedgerOpened goes through ledger_append, which also publishes it (the leaderboard reads it).
+    # A stream with events is open (or was closed): opening is idempotent per stream. The
+    # LedgerOpened events are appended, and published (the leaderboard reads them), in one go.
     started = set(LedgerEvent.objects.using(ALIAS).filter(tournament_id=tournament_id, player_id__in=player_ids)
                   .values_list("player_id", flat=True).distinct())
-    for player_id in player_ids:
-        if player_id not in started:
-            ledger_append(state=LedgerState(tournament_id=tournament_id, player_id=player_id),
-                          event=LedgerOpened(tournament_id=tournament_id, player_id=player_id),
-                          causation_id=causation_id, correlation_id=correlation_id)
+    ledger_append_many(appends=[(LedgerState(tournament_id=tournament_id, player_id=player_id),
+                                 LedgerOpened(tournament_id=tournament_id, player_id=player_id))
+                                for player_id in player_ids if player_id not in started],
+                       causation_id=causation_id, correlation_id=correlation_id)
 
 
 @transaction.atomic(using=ALIAS, savepoint=False)

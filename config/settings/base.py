@@ -204,6 +204,8 @@ if OUTBOX_WAKEUP not in {"kick", "notify"}:
     raise ImproperlyConfigured(f"OUTBOX_WAKEUP must be 'kick' or 'notify', got {OUTBOX_WAKEUP!r}")
 # Queue of the relay tasks (after-commit kick, beat tick, re-publish requests).
 OUTBOX_RELAY_QUEUE = os.environ.get("OUTBOX_RELAY_QUEUE", "sagas")
+# Kicks of one outbox within this many seconds share one relay task while it waits in the queue.
+OUTBOX_KICK_COALESCE_SECONDS = float(os.environ.get("OUTBOX_KICK_COALESCE_SECONDS", "1"))
 # A version gap a consumer still sees after this long is re-fetched from the producer.
 INBOX_GAP_DEADLINE_SECONDS = env_int("INBOX_GAP_DEADLINE_SECONDS", 30)
 INBOX_GAP_CHECKS = env_int("INBOX_GAP_CHECKS", 5)
