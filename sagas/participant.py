@@ -37,6 +37,7 @@ from sagas.orchestrator import (
     retry_countdown,
     saga_dispatch,
     saga_get,
+    step_awaits_next,
     step_message_id,
 )
 
@@ -202,8 +203,10 @@ def saga_step(*, name: str, alias: str, inbox: type[AbstractInboxMessage]) -> Ca
                 countdown = retry_countdown(self.request.retries)
                 attempt_retrying(saga_id=command["saga_id"], countdown=countdown)
                 raise self.retry(exc=exc, countdown=countdown, max_retries=settings.SAGAS_STEP_MAX_RETRIES) from exc
-            if not run.advanced:
-                # The log moved on without this delivery (a duplicate, or compensation began):
+            if not run.advanced and not (run.outcome and step_awaits_next(
+                    saga_id=command["saga_id"], saga_type=command["saga_type"], step=command["step"],
+                    kind=command["kind"])):
+                # The log moved on without this delivery (a stale duplicate, or compensation began):
                 # the rest of this chain belongs to whoever moved it.
                 self.request.chain = None
                 self.request.callbacks = None
