@@ -133,7 +133,17 @@ class Command(BaseCommand):
                           + ", ".join(f"{state} {n}" for state, n in sorted(states.items())))
         return len(finished) / seconds
 
+    def _settle(self) -> None:
+        """Wait until the service queues are empty: a phase must not pay for the previous one's leftovers.
+
+        Relay kicks can outlive the sagas whose commits sent them; left in the
+        queue they would slow the next phase (the bare chains most of all).
+        """
+        client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+        self._poll(lambda: not any(client.llen(queue) for queue in QUEUES))
+
     def _bench_light(self, rosters: list[list[str]]) -> None:
+        self._settle()
         finished = []
         began = time.perf_counter()
         for roster in rosters:
@@ -141,6 +151,7 @@ class Command(BaseCommand):
         self._report("sagas, one at a time", finished, time.perf_counter() - began)
 
     def _bench_sagas(self, rosters: list[list[str]], concurrency: int) -> float:
+        self._settle()
         began = time.perf_counter()
         with ThreadPoolExecutor(max_workers=concurrency) as pool:
             saga_ids = [saga_id for started in pool.map(self._start_in_thread,
@@ -159,6 +170,7 @@ class Command(BaseCommand):
         client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
         key = f"bench:chain:{self.run_id}"
         queues = [step.queue for step in CREATE_TOURNAMENT.steps]
+        self._settle()
 
         def send(_: int) -> None:
             links = [app.signature(NOOP_TASK, queue=queue, immutable=True) for queue in queues[:-1]]
@@ -180,5 +192,5 @@ class Command(BaseCommand):
         deadline = time.monotonic() + self.timeout
         while not done():
             if time.monotonic() > deadline:
-                raise CommandError(f"bare chains still running after {self.timeout} s")
+                raise CommandError(f"the queues are still busy after {self.timeout} s")
             time.sleep(0.01)
