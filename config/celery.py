@@ -1,7 +1,7 @@
 """The Celery application: JSON only, acknowledged late, retried with backoff."""
 import os
 
-from celery import Celery, Task
+from celery import Celery, Task, signals
 from django.db import InterfaceError, OperationalError
 from kombu.exceptions import OperationalError as BrokerOperationalError
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -36,3 +36,21 @@ class TransientRetryTask(Task):
 app = Celery("config", task_cls=TransientRetryTask)
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@signals.worker_init.connect
+def _no_connection_health_checks(**_kwargs) -> None:
+    """Turn Django's connection health checks off in worker processes (web requests keep them).
+
+    With `CONN_HEALTH_CHECKS` Django sends `SELECT 1` on the first use of each
+    alias after every request or task: two extra round trips per saga step.
+    Celery's Django fixup already guards workers around each task: it drops a
+    connection left in a failed transaction or after an error it no longer
+    answers (`close_if_unusable_or_obsolete`), and one that died while idle
+    fails its next query with an OperationalError, a transient error the
+    task retries on a fresh connection.
+    """
+    from django.conf import settings
+
+    for database in settings.DATABASES.values():
+        database["CONN_HEALTH_CHECKS"] = False

@@ -12,7 +12,6 @@ import uuid
 from datetime import datetime
 from typing import Any, ClassVar, Self
 
-
 # Every event class defined in an imported `messages` module, by type string
 # (the sagas app imports each installed app's `messages` at start-up).
 EVENT_TYPES: dict[str, type[Event]] = {}

@@ -26,7 +26,14 @@ from django.utils import timezone
 
 from config.celery import app
 from sagas.definitions import SagaDefinition, definition_get
-from sagas.models import RUNNING_STATES, Saga, SagaState, SagaStepAttempt, StepKind, StepStatus
+from sagas.models import (
+    RUNNING_STATES,
+    Saga,
+    SagaState,
+    SagaStepAttempt,
+    StepKind,
+    StepStatus,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -261,6 +268,31 @@ SELECT count(*) FROM moved
 """
 
 
+def _position_after(definition: SagaDefinition, step: int, kind: str) -> tuple[str, int]:
+    """Return the (state, current step) a saga moves to when `step`'s action or compensation is done."""
+    if kind == StepKind.ACTION:
+        if step + 1 < len(definition.steps):
+            return SagaState.STARTED, step + 1
+        return SagaState.COMPLETED, step
+    remaining = compensable_steps(definition, step - 1) if step > 0 else []
+    if remaining:
+        return SagaState.COMPENSATING, remaining[0]
+    return SagaState.COMPENSATED, step
+
+
+def step_awaits_next(*, saga_id: str, saga_type: str, step: int, kind: str) -> bool:
+    """Return whether the saga stands, still running, where `step`'s action or compensation leads.
+
+    For a delivery that did the step but lost the conditional update to a
+    duplicate: the winner may carry no chain (a message sent again on its
+    own), so the loser keeps its chain going rather than leave the saga to the
+    watchdog. The next step may then arrive twice; its inbox makes that harmless.
+    """
+    state, next_step = _position_after(definition_get(saga_type), step, kind)
+    return state in RUNNING_STATES and Saga.objects.using(ALIAS).filter(
+        id=saga_id, state=state, current_step=next_step).exists()
+
+
 def attempt_succeeded(*, saga_id: str, saga_type: str, step: int, kind: str, attempt: Attempt, status: str) -> bool:
     """Record the step done and move the saga on; return False if another runner already did.
 
@@ -268,20 +300,9 @@ def attempt_succeeded(*, saga_id: str, saga_type: str, step: int, kind: str, att
     it, the attempt is closed, and so are attempts of this step still RUNNING
     if the saga moved on (their worker died, or they will find the log moved).
     """
-    definition = definition_get(saga_type)
     now = timezone.now()
-    next_state, next_step, finished_at = _expected_state(kind), step, None
-    if kind == StepKind.ACTION:
-        if step + 1 < len(definition.steps):
-            next_step = step + 1
-        else:
-            next_state, finished_at = SagaState.COMPLETED, now
-    else:
-        remaining = compensable_steps(definition, step - 1) if step > 0 else []
-        if remaining:
-            next_step = remaining[0]
-        else:
-            next_state, finished_at = SagaState.COMPENSATED, now
+    next_state, next_step = _position_after(definition_get(saga_type), step, kind)
+    finished_at = None if next_state in RUNNING_STATES else now
     params = {"saga_id": saga_id, "version": attempt.saga_version, "state": _expected_state(kind), "step": step,
               "kind": kind, "attempt_id": attempt.id, "status": status, "now": now, "next_state": next_state,
               "next_step": next_step, "finished_at": finished_at,

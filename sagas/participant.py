@@ -37,6 +37,7 @@ from sagas.orchestrator import (
     retry_countdown,
     saga_dispatch,
     saga_get,
+    step_awaits_next,
     step_message_id,
 )
 
@@ -95,17 +96,25 @@ def _apply_once(*, effect: Effect, alias: str, inbox: type[AbstractInboxMessage]
     consumer = f"saga.{ctx.saga_type}"
     table = inbox._meta.db_table
     fence = str(step_message_id(ctx.saga_id, ctx.step, StepKind.COMPENSATION)) if ctx.kind == StepKind.ACTION else None
-    with transaction.atomic(using=alias), transaction.get_connection(alias).cursor() as cursor:
-        # Serialises this step's action and compensation (and their duplicates) in the participant;
-        # the next statement's snapshot is taken after the lock, so it sees what they committed.
-        cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
-                       [f"saga-step:{ctx.saga_id}:{ctx.step}"])
-        cursor.execute(
-            f"INSERT INTO {table} (consumer, message_id, type, processed_at) SELECT %s, %s, %s, %s "
-            f"WHERE NOT EXISTS (SELECT 1 FROM {table} WHERE consumer = %s AND message_id = %s) "
-            f"ON CONFLICT (consumer, message_id) DO NOTHING RETURNING id",
-            [consumer, ctx.message_id, f"{ctx.saga_type}.{ctx.step_name}.{ctx.kind.lower()}", timezone.now(),
-             consumer, fence])
+    connection = transaction.get_connection(alias)
+    with transaction.atomic(using=alias), connection.cursor() as cursor:
+        # The lock serialises this step's action and compensation (and their duplicates) in the
+        # participant; the INSERT is a statement of its own, so its snapshot is taken after the lock
+        # and sees what they committed. With client-side binding (Django's default for psycopg 3)
+        # both travel in one round trip (the simple query protocol runs several statements).
+        lock = "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))"
+        insert = (f"INSERT INTO {table} (consumer, message_id, type, processed_at) SELECT %s, %s, %s, %s "
+                  f"WHERE NOT EXISTS (SELECT 1 FROM {table} WHERE consumer = %s AND message_id = %s) "
+                  f"ON CONFLICT (consumer, message_id) DO NOTHING RETURNING id")
+        lock_params = [f"saga-step:{ctx.saga_id}:{ctx.step}"]
+        insert_params = [consumer, ctx.message_id, f"{ctx.saga_type}.{ctx.step_name}.{ctx.kind.lower()}",
+                         timezone.now(), consumer, fence]
+        if connection.settings_dict["OPTIONS"].get("server_side_binding"):
+            cursor.execute(lock, lock_params)
+            cursor.execute(insert, insert_params)
+        else:
+            cursor.execute(f"{lock}; {insert}", lock_params + insert_params)
+            cursor.nextset()
         if cursor.fetchone() is None:
             duplicate = inbox.objects.using(alias).filter(consumer=consumer, message_id=ctx.message_id).exists()
             return Outcome.DUPLICATE if duplicate else Outcome.FENCED
@@ -202,8 +211,10 @@ def saga_step(*, name: str, alias: str, inbox: type[AbstractInboxMessage]) -> Ca
                 countdown = retry_countdown(self.request.retries)
                 attempt_retrying(saga_id=command["saga_id"], countdown=countdown)
                 raise self.retry(exc=exc, countdown=countdown, max_retries=settings.SAGAS_STEP_MAX_RETRIES) from exc
-            if not run.advanced:
-                # The log moved on without this delivery (a duplicate, or compensation began):
+            if not run.advanced and not (run.outcome and step_awaits_next(
+                    saga_id=command["saga_id"], saga_type=command["saga_type"], step=command["step"],
+                    kind=command["kind"])):
+                # The log moved on without this delivery (a stale duplicate, or compensation began):
                 # the rest of this chain belongs to whoever moved it.
                 self.request.chain = None
                 self.request.callbacks = None

@@ -55,10 +55,10 @@ from typing import Any, Protocol
 import psycopg
 from celery import current_app
 from django.conf import settings
-from kombu.exceptions import ChannelError
 from django.db import connections, router, transaction
 from django.db.models import F
 from django.utils import timezone
+from kombu.exceptions import ChannelError
 
 from sagas.inbox import DELIVER_TASK
 from sagas.messaging_models import AbstractOutboxMessage, OutboxStatus

@@ -25,8 +25,14 @@ from django.db import transaction
 from django.utils import timezone
 
 from sagas.messages import Event
-from sagas.outbox import publish
-from scores.messages import LedgerClosed, LedgerOpened, PointsAwarded, PointsAwardedV1, PointsRevoked
+from sagas.outbox import publish_many
+from scores.messages import (
+    LedgerClosed,
+    LedgerOpened,
+    PointsAwarded,
+    PointsAwardedV1,
+    PointsRevoked,
+)
 from scores.models import LedgerEvent, LedgerSnapshot, OutboxMessage
 
 ALIAS = "scores"
@@ -168,26 +174,48 @@ def ledger_append(*, state: LedgerState, event: Event, causation_id: str = "", c
     raising, so a conflict leaves the transaction usable without a savepoint.
     Every `SCORES_LEDGER_SNAPSHOT_EVERY`-th version also writes a snapshot.
     """
-    version = state.version + 1
+    return ledger_append_many(appends=[(state, event)], causation_id=causation_id, correlation_id=correlation_id)[0]
+
+
+def ledger_append_many(*, appends: list[tuple[LedgerState, Event]], causation_id: str = "",
+                       correlation_id: str = "") -> list[LedgerState]:
+    """Append one event to each of several streams and publish them: one INSERT each for events and outbox rows.
+
+    All or nothing: if any stream moved on, VersionConflict and none is
+    appended (the caller's transaction stays usable). The streams must be distinct. Snapshots as `ledger_append`.
+    """
+    if not appends:
+        return []
     now = timezone.now()
-    payload = event.to_payload()
-    connection = transaction.get_connection(ALIAS)
-    with connection.cursor() as cursor:
+    rows = [LedgerEvent(tournament_id=state.tournament_id, player_id=state.player_id, version=state.version + 1,
+                        type=event.TYPE, schema_version=event.SCHEMA_VERSION, payload=event.to_payload(),
+                        causation_id=causation_id, recorded_at=now)
+            for state, event in appends]
+    # ON CONFLICT DO NOTHING instead of a savepoint around a failing INSERT: one round trip, not three. A
+    # concurrent writer of the same version is waited for, as with a plain INSERT; then its row wins.
+    table = LedgerEvent._meta.db_table
+    with transaction.get_connection(ALIAS).cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {connection.ops.quote_name(LedgerEvent._meta.db_table)} (tournament_id, player_id, version,"
-            " type, schema_version, payload, causation_id, recorded_at) VALUES (%s, %s, %s, %s, %s, %s::jsonb, %s, %s)"
-            " ON CONFLICT (tournament_id, player_id, version) DO NOTHING RETURNING id",
-            [state.tournament_id, state.player_id, version, event.TYPE, event.SCHEMA_VERSION, json.dumps(payload),
-             causation_id, now])
-        if cursor.fetchone() is None:
-            raise VersionConflict(f"ledger {state.tournament_id}/{state.player_id} already has v{version}")
-    new_state = ledger_fold(state, [StoredEvent(version=version, type=event.TYPE, schema_version=event.SCHEMA_VERSION,
-                                                payload=payload, recorded_at=now)])
-    publish(event, outbox=OutboxMessage, aggregate_id=stream_key(state.tournament_id, state.player_id),
-            aggregate_version=version, correlation_id=correlation_id, causation_id=causation_id)
-    if version % settings.SCORES_LEDGER_SNAPSHOT_EVERY == 0:
-        LedgerSnapshot.objects.using(ALIAS).create(
-            tournament_id=state.tournament_id, player_id=state.player_id, version=version, schema=SNAPSHOT_SCHEMA,
-            state=dataclasses.asdict(new_state), recorded_at=now,
-        )
-    return new_state
+            f"INSERT INTO {table} (tournament_id, player_id, version, type, schema_version, payload, causation_id,"
+            " recorded_at) SELECT * FROM unnest(%s::uuid[], %s::varchar[], %s::int[], %s::varchar[], %s::smallint[],"
+            " %s::jsonb[], %s::varchar[], %s::timestamptz[]) ON CONFLICT (tournament_id, player_id, version)"
+            " DO NOTHING RETURNING id",
+            [[str(row.tournament_id) for row in rows], [row.player_id for row in rows], [row.version for row in rows],
+             [row.type for row in rows], [row.schema_version for row in rows],
+             [json.dumps(row.payload) for row in rows], [row.causation_id for row in rows],
+             [row.recorded_at for row in rows]])
+        inserted = [row_id for row_id, in cursor.fetchall()]
+        if len(inserted) < len(rows):
+            cursor.execute(f"DELETE FROM {table} WHERE id = ANY(%s)", [inserted])  # all or nothing
+            streams = ", ".join(f"{row.tournament_id}/{row.player_id} v{row.version}" for row in rows)
+            raise VersionConflict(f"ledger already has one of: {streams}")
+    states = [ledger_fold(state, [stored_event(row)]) for (state, _event), row in zip(appends, rows)]
+    publish_many([(event, stream_key(state.tournament_id, state.player_id), state.version + 1)
+                  for state, event in appends], outbox=OutboxMessage, correlation_id=correlation_id,
+                 causation_id=causation_id)
+    LedgerSnapshot.objects.using(ALIAS).bulk_create([
+        LedgerSnapshot(tournament_id=state.tournament_id, player_id=state.player_id, version=state.version,
+                       schema=SNAPSHOT_SCHEMA, state=dataclasses.asdict(state), recorded_at=now)
+        for state in states if state.version % settings.SCORES_LEDGER_SNAPSHOT_EVERY == 0
+    ])
+    return states

@@ -18,7 +18,15 @@ from django.db import IntegrityError, transaction
 
 from sagas.messages import Envelope, Event
 from sagas.participant import StepRefused
-from scores.ledger import ALIAS, LedgerState, LedgerStatus, VersionConflict, ledger_append, ledger_load
+from scores.ledger import (
+    ALIAS,
+    LedgerState,
+    LedgerStatus,
+    VersionConflict,
+    ledger_append,
+    ledger_append_many,
+    ledger_load,
+)
 from scores.messages import LedgerClosed, LedgerOpened, PointsAwarded, PointsRevoked
 from scores.models import LedgerEvent, Player, ScoredMatch
 from tournament.messages import MatchCorrected, MatchRecorded
@@ -153,25 +161,27 @@ def ledgers_open(*, tournament_id: str, player_ids: list[str], causation_id: str
 
     The players are share-locked until commit: a suspension (an UPDATE) cannot
     slip in between the check and the open, while sagas sharing players do not
-    wait for each other (FOR SHARE, which the ORM cannot express).
+    wait for each other (FOR SHARE, which the ORM cannot express). The same
+    statement tells which streams already have events: opening is idempotent per stream.
     """
-    players = {player.id: player for player in Player.objects.using(ALIAS).raw(
-        f"SELECT * FROM {Player._meta.db_table} WHERE id = ANY(%s) FOR SHARE", [list(player_ids)])}
-    unknown = [player_id for player_id in player_ids if player_id not in players]
-    suspended = [player_id for player_id in player_ids if player_id in players and players[player_id].suspended]
-    problems = [f"unknown player {player_id!r}" for player_id in unknown]
-    problems += [f"player {player_id!r} is suspended" for player_id in suspended]
+    with transaction.get_connection(ALIAS).cursor() as cursor:
+        cursor.execute(
+            f"SELECT p.id, p.suspended, EXISTS (SELECT 1 FROM {LedgerEvent._meta.db_table} e"
+            "  WHERE e.tournament_id = %s AND e.player_id = p.id)"
+            f" FROM {Player._meta.db_table} p WHERE p.id = ANY(%s) FOR SHARE OF p",
+            [tournament_id, list(player_ids)])
+        players = {player_id: (suspended, started) for player_id, suspended, started in cursor.fetchall()}
+    problems = [f"unknown player {player_id!r}" for player_id in player_ids if player_id not in players]
+    problems += [f"player {player_id!r} is suspended" for player_id in player_ids
+                 if player_id in players and players[player_id][0]]
     if problems:
         raise StepRefused("; ".join(problems))
-    # A stream with events is open (or was closed): opening is idempotent per stream. Each
-    # LedgerOpened goes through ledger_append, which also publishes it (the leaderboard reads it).
-    started = set(LedgerEvent.objects.using(ALIAS).filter(tournament_id=tournament_id, player_id__in=player_ids)
-                  .values_list("player_id", flat=True).distinct())
-    for player_id in player_ids:
-        if player_id not in started:
-            ledger_append(state=LedgerState(tournament_id=tournament_id, player_id=player_id),
-                          event=LedgerOpened(tournament_id=tournament_id, player_id=player_id),
-                          causation_id=causation_id, correlation_id=correlation_id)
+    # A stream with events is open (or was closed). The LedgerOpened events are appended,
+    # and published (the leaderboard reads them), in one go.
+    ledger_append_many(appends=[(LedgerState(tournament_id=tournament_id, player_id=player_id),
+                                 LedgerOpened(tournament_id=tournament_id, player_id=player_id))
+                                for player_id in player_ids if not players[player_id][1]],
+                       causation_id=causation_id, correlation_id=correlation_id)
 
 
 @transaction.atomic(using=ALIAS, savepoint=False)

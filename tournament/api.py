@@ -7,9 +7,14 @@ from __future__ import annotations
 
 import uuid
 
-from drf_spectacular.types import OpenApiTypes
 from django.urls import reverse
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    inline_serializer,
+)
 from rest_framework import generics, serializers, status
 from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.request import Request
@@ -20,7 +25,13 @@ from sagas.orchestrator import IdempotencyConflict
 from tournament import services
 from tournament.models import Match, Tournament, TournamentStatus
 from tournament.selectors import match_get, tournament_list
-from tournament.services import NAME_MAX, PARTICIPANTS_MAX, PARTICIPANTS_MIN, TournamentInvalid, tournament_create
+from tournament.services import (
+    NAME_MAX,
+    PARTICIPANTS_MAX,
+    PARTICIPANTS_MIN,
+    TournamentInvalid,
+    tournament_create,
+)
 
 REFUSAL_STATUS: dict[type[services.MatchEngineError], int] = {
     services.TournamentNotFound: status.HTTP_404_NOT_FOUND,

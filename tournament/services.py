@@ -26,7 +26,13 @@ from tournament.messages import (
     TournamentCompleted,
     TournamentCreated,
 )
-from tournament.models import Match, OutboxMessage, Participant, Tournament, TournamentStatus
+from tournament.models import (
+    Match,
+    OutboxMessage,
+    Participant,
+    Tournament,
+    TournamentStatus,
+)
 
 ALIAS = "tournament"
 

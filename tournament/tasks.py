@@ -1,7 +1,12 @@
 """The Match Engine's saga steps (queue `tournament`); each is called at least once."""
 from sagas.participant import StepContext, saga_step
 from tournament.models import InboxMessage
-from tournament.services import ALIAS, tournament_activate, tournament_cancel, tournament_create_pending
+from tournament.services import (
+    ALIAS,
+    tournament_activate,
+    tournament_cancel,
+    tournament_create_pending,
+)
 
 
 @saga_step(name="tournament.saga_create_pending", alias=ALIAS, inbox=InboxMessage)

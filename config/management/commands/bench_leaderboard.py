@@ -39,7 +39,13 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
 from config.celery import app as celery_app
-from leaderboard.models import ConsumedEvent, ConsumerPosition, MatchView, Standing, TournamentView
+from leaderboard.models import (
+    ConsumedEvent,
+    ConsumerPosition,
+    MatchView,
+    Standing,
+    TournamentView,
+)
 from leaderboard.projections import leaderboard_rebuild, standings_apply
 from leaderboard.selectors import leaderboard_get
 from sagas.inbox import deliver
