@@ -154,11 +154,8 @@ def tournament_complete(*, tournament_id: uuid.UUID | str, correlation_id: str =
         raise TournamentNotFound(f"tournament {tournament_id} does not exist")
     if tournament.status != TournamentStatus.ACTIVE:
         raise TournamentNotActive(f"tournament {tournament_id} is {tournament.status}; only an ACTIVE one completes")
-    tournament.status = TournamentStatus.COMPLETED
-    tournament.version += 1
-    tournament.save(using=ALIAS, update_fields=["status", "version", "updated_at"])
-    publish(TournamentCompleted(tournament_id=str(tournament.id)), outbox=OutboxMessage,
-            aggregate_id=str(tournament.id), aggregate_version=tournament.version, correlation_id=correlation_id)
+    _change(tournament, TournamentCompleted(tournament_id=str(tournament.id)), correlation_id=correlation_id,
+            causation_id="", status=TournamentStatus.COMPLETED)
     return tournament
 
 NAME_MAX = 200
