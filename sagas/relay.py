@@ -73,7 +73,7 @@ ROW_FIELDS = ("id", "message_id", "type", "schema_version", "aggregate_type", "p
 
 class Publisher(Protocol):
     def publish(self, partition: int, envelopes: list[dict[str, Any]]) -> None: ...
-    def waiting(self, partition: int) -> int: ...
+    def waiting(self, partitions: list[int]) -> dict[int, int]: ...
 
 
 class CeleryPublisher:
@@ -90,13 +90,26 @@ class CeleryPublisher:
             current_app.send_task(DELIVER_TASK, args=[envelopes], queue=self.queue(partition), producer=producer,
                                   ignore_result=True, argsrepr=f"[{len(envelopes)} events]", retry=False)
 
-    def waiting(self, partition: int) -> int:
-        """Return how many batches wait in the partition's queue, not yet taken by its consumer."""
-        with current_app.connection_for_write() as connection:
-            try:
-                return connection.default_channel.queue_declare(queue=self.queue(partition), passive=True).message_count
-            except ChannelError:  # the broker has no such queue (yet): nothing waits
-                return 0
+    def waiting(self, partitions: list[int]) -> dict[int, int]:
+        """Return how many batches wait in each partition's queue, not yet taken by its consumer."""
+        with current_app.producer_or_acquire() as producer:  # pooled: a fresh connection per check cost more
+            channel = producer.channel                       # than the relay's own work
+            if getattr(channel, "client", None) is None:
+                return {partition: self._declared_size(channel, partition) for partition in partitions}
+            # Redis: kombu keeps a queue as one list per priority level; one pipeline counts every partition's.
+            steps = channel.priority_steps
+            with channel.conn_or_acquire() as client, client.pipeline(transaction=False) as pipe:
+                for partition in partitions:
+                    for priority in steps:
+                        pipe.llen(channel._q_for_pri(self.queue(partition), priority))
+                sizes = pipe.execute()
+        return {partition: sum(sizes[i * len(steps):(i + 1) * len(steps)]) for i, partition in enumerate(partitions)}
+
+    def _declared_size(self, channel: Any, partition: int) -> int:
+        try:
+            return channel.queue_declare(queue=self.queue(partition), passive=True).message_count
+        except ChannelError:  # the broker has no such queue (yet): nothing waits
+            return 0
 
 
 @dataclasses.dataclass
@@ -184,14 +197,10 @@ def _in_order(alias: str, outbox: type[AbstractOutboxMessage], rows: list[dict[s
 
 
 def relay_partition(outbox: type[AbstractOutboxMessage], partition: int, *, batch_size: int,
-                    publisher: Publisher, max_waiting: int = 0) -> RelayReport:
-    """Send one batch of one partition of `outbox` (nothing if another relay holds the partition, or if
-    `max_waiting` batches already wait in its queue)."""
+                    publisher: Publisher) -> RelayReport:
+    """Send one batch of one partition of `outbox` (nothing if another relay holds the partition)."""
     alias = router.db_for_write(outbox)
     report = RelayReport(service=outbox._meta.app_label)
-    if max_waiting and publisher.waiting(partition) >= max_waiting:
-        report.deferred = 1
-        return report
     ids: list[int] = []
     try:
         with transaction.atomic(using=alias):
@@ -245,9 +254,14 @@ def relay_outbox(outbox: type[AbstractOutboxMessage], *, batch_size: int | None 
     deadline = None if max_seconds is None else time.monotonic() + max_seconds
     while True:
         progress = RelayReport(service=report.service)
-        for partition in _pending_partitions(alias, outbox):
-            progress.add(relay_partition(outbox, partition, batch_size=batch_size, publisher=publisher,
-                                         max_waiting=max_waiting))
+        partitions = _pending_partitions(alias, outbox)
+        if max_waiting and partitions:
+            backlog = publisher.waiting(partitions)
+            busy = [partition for partition in partitions if backlog[partition] >= max_waiting]
+            progress.deferred = len(busy)
+            partitions = [partition for partition in partitions if partition not in busy]
+        for partition in partitions:
+            progress.add(relay_partition(outbox, partition, batch_size=batch_size, publisher=publisher))
         held, progress.held = progress.held, 0
         deferred, progress.deferred = progress.deferred, 0
         report.add(progress)
