@@ -16,9 +16,10 @@ messaging framework's per-aggregate ordering:
 - a tournament's status follows its newest event; the facts a
   TournamentCreated brings (name, participants) are added whenever it comes.
 
-One projection, two stores: `SqlStore` applies an event to the tables at once
-(live consumption), `MemoryStore` folds a whole history in memory and writes
-the result in bulk (rebuild); the rules are written once, in the projectors.
+One projection, two stores: `TableStore` folds a run of consumed events over
+the rows they touch, loaded and locked, and writes them back (live
+consumption); `MemoryStore` folds a whole history from nothing and writes the
+result in bulk (rebuild). The rules are written once, in the projectors.
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ from typing import Protocol
 from django.db import connections, transaction
 from django.utils import timezone
 
+from config.bulk_sql import update_rows
 from leaderboard.models import ConsumedEvent, MatchView, Standing, TournamentView
 from sagas.messages import Envelope
 from scores.messages import LedgerClosed, LedgerOpened, PointsAwarded, PointsRevoked
@@ -146,51 +148,6 @@ PROJECTORS: dict[str, Callable[[Store, Envelope], None]] = {
 CONSUMED_TYPES = tuple(PROJECTORS)
 
 
-class SqlStore:
-    """Applies changes to the tables at once, in the caller's transaction, locking the rows it changes."""
-
-    def _locked(self, model: type, pk: str, **defaults) -> object:
-        """Create (with `defaults`) or lock the row in one upsert; return it. Two first events never both insert."""
-        meta, row = model._meta, model(pk=pk, **defaults)
-        fields = meta.concrete_fields
-        columns = ", ".join(field.column for field in fields)
-        return model.objects.using(ALIAS).raw(
-            f"INSERT INTO {meta.db_table} ({columns}) VALUES ({', '.join(['%s'] * len(fields))})"
-            f" ON CONFLICT ({meta.pk.column}) DO UPDATE SET {meta.pk.column} = EXCLUDED.{meta.pk.column}"
-            f" RETURNING {columns}",
-            [field.get_db_prep_save(getattr(row, field.attname), connections[ALIAS]) for field in fields])[0]
-
-    def tournament(self, tournament_id: str) -> TournamentView:
-        return self._locked(TournamentView, tournament_id)
-
-    def save_tournament(self, view: TournamentView) -> None:
-        view.save(using=ALIAS)
-
-    def match(self, match_id: str, tournament_id: str) -> MatchView:
-        return self._locked(MatchView, match_id, tournament_id=tournament_id, version=0, player_a="", player_b="",
-                            score_a=0, score_b=0)
-
-    def save_match(self, view: MatchView) -> None:
-        view.save(using=ALIAS)
-
-    def add_lines(self, tournament_id: str, lines: dict[str, Line]) -> None:
-        """Add each line to its standing (creating it), in player order so concurrent events never deadlock."""
-        if not lines:
-            return
-        table = Standing._meta.db_table
-        columns = LINE_FIELDS + ["score_difference"]
-        rows = [[tournament_id, player_id, *dataclasses.astuple(line), line.score_for - line.score_against]
-                for player_id, line in sorted(lines.items())]
-        values = ", ".join(["(" + ", ".join(["%s"] * (len(columns) + 2)) + ")"] * len(rows))
-        updates = ", ".join(f"{column} = {table}.{column} + EXCLUDED.{column}" for column in columns)
-        with connections[ALIAS].cursor() as cursor:
-            cursor.execute(
-                f"INSERT INTO {table} (tournament_id, player_id, {', '.join(columns)}) VALUES {values} "
-                f"ON CONFLICT (tournament_id, player_id) DO UPDATE SET {updates}",
-                [value for row in rows for value in row],
-            )
-
-
 class MemoryStore:
     """Folds events in memory; `flush` writes the resulting tables in bulk."""
 
@@ -227,31 +184,117 @@ class MemoryStore:
         )
 
 
-def event_record(envelope: Envelope) -> bool:
-    """Store the event in the read model's log; return False if it is already there (a duplicate)."""
+class TableStore(MemoryStore):
+    """Folds a run of events in memory over the rows they touch, loaded and locked first; `flush` writes it back.
+
+    Live consumption: a handful of statements per run of events, however long.
+    """
+
+    def __init__(self, envelopes: list[Envelope]) -> None:
+        super().__init__()
+        tournaments = {envelope.payload["tournament_id"] for envelope in envelopes
+                       if envelope.type in TOURNAMENT_STATUS}
+        matches = {envelope.payload["match_id"]: envelope.payload["tournament_id"] for envelope in envelopes
+                   if envelope.type in (MatchRecorded.TYPE, MatchCorrected.TYPE)}
+        self.tournaments = {str(view.tournament_id): view for view in _locked(
+            TournamentView, [TournamentView(tournament_id=tournament_id) for tournament_id in sorted(tournaments)])}
+        self.matches = {str(view.match_id): view for view in _locked(MatchView, [
+            MatchView(match_id=match_id, tournament_id=matches[match_id], version=0, player_a="", player_b="",
+                      score_a=0, score_b=0) for match_id in sorted(matches)])}
+        self.changed: set[tuple[type, str]] = set()
+
+    def save_tournament(self, view: TournamentView) -> None:
+        super().save_tournament(view)
+        self.changed.add((TournamentView, str(view.tournament_id)))
+
+    def save_match(self, view: MatchView) -> None:
+        super().save_match(view)
+        self.changed.add((MatchView, str(view.match_id)))
+
+    def flush(self) -> None:
+        for model, views, fields in ((TournamentView, self.tournaments, ["name", "status", "version"]),
+                                     (MatchView, self.matches, ["version", "player_a", "player_b", "score_a",
+                                                                "score_b"])):
+            if changed := [view for key, view in views.items() if (model, key) in self.changed]:
+                update_rows(changed, fields, using=ALIAS)
+        self._add_lines()
+
+    def _add_lines(self) -> None:
+        """Add each line to its standing (creating it), in player order so concurrent runs never deadlock."""
+        lines = sorted(self.lines.items())
+        if not lines:
+            return
+        table = Standing._meta.db_table
+        columns = LINE_FIELDS + ["score_difference"]
+        rows = [[tournament_id, player_id, *dataclasses.astuple(line), line.score_for - line.score_against]
+                for (tournament_id, player_id), line in lines]
+        updates = ", ".join(f"{column} = {table}.{column} + EXCLUDED.{column}" for column in columns)
+        casts = ["uuid", "varchar"] + ["bigint"] * len(columns)
+        with connections[ALIAS].cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {table} (tournament_id, player_id, {', '.join(columns)}) SELECT * FROM unnest("
+                + ", ".join(f"%s::{cast}[]" for cast in casts)
+                + f") ON CONFLICT (tournament_id, player_id) DO UPDATE SET {updates}",
+                [list(column) for column in zip(*rows, strict=True)],
+            )
+
+
+def _locked(model: type, rows: list) -> list:
+    """Create the missing rows (as given) and lock them all, in one upsert, in the order given; return them."""
+    if not rows:
+        return []
+    meta, connection = model._meta, connections[ALIAS]
+    fields = meta.concrete_fields
+    columns = ", ".join(field.column for field in fields)
+    placeholders = ", ".join(["(" + ", ".join(["%s"] * len(fields)) + ")"] * len(rows))
+    return list(model.objects.using(ALIAS).raw(
+        f"INSERT INTO {meta.db_table} ({columns}) VALUES {placeholders}"
+        f" ON CONFLICT ({meta.pk.column}) DO UPDATE SET {meta.pk.column} = EXCLUDED.{meta.pk.column}"
+        f" RETURNING {columns}",
+        [field.get_db_prep_save(getattr(row, field.attname), connection) for row in rows for field in fields]))
+
+
+def events_record(envelopes: list[Envelope]) -> list[Envelope]:
+    """Store the events in the read model's log, in order; return those that were not there yet (not duplicates)."""
+    fresh = list({envelope.message_id: envelope for envelope in reversed(envelopes)}.values())[::-1]
+    if not fresh:
+        return []
+    columns = {"message_id": "uuid", "type": "varchar", "schema_version": "smallint", "aggregate_type": "varchar",
+               "aggregate_id": "varchar", "aggregate_version": "int", "correlation_id": "varchar",
+               "causation_id": "varchar", "occurred_at": "timestamptz", "payload": "jsonb", "tournament_id": "uuid"}
+    values = [[getattr(envelope, name) for envelope in fresh] for name in list(columns)[:-2]]
+    values += [[json.dumps(envelope.payload) for envelope in fresh],
+               [envelope.payload["tournament_id"] for envelope in fresh]]
     with connections[ALIAS].cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {ConsumedEvent._meta.db_table} (message_id, type, schema_version, aggregate_type, "
-            "aggregate_id, aggregate_version, correlation_id, causation_id, occurred_at, payload, tournament_id, "
-            "applied_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s) ON CONFLICT DO NOTHING RETURNING id",
-            [envelope.message_id, envelope.type, envelope.schema_version, envelope.aggregate_type,
-             envelope.aggregate_id, envelope.aggregate_version, envelope.correlation_id, envelope.causation_id,
-             envelope.occurred_at, json.dumps(envelope.payload),
-             envelope.payload["tournament_id"], timezone.now()],
-        )
-        return cursor.fetchone() is not None
+            f"INSERT INTO {ConsumedEvent._meta.db_table} ({', '.join(columns)}, applied_at)"
+            f" SELECT {', '.join(f'k.{name}' for name in columns)}, %s FROM unnest("
+            + ", ".join(f"%s::{cast}[]" for cast in columns.values())
+            + f") WITH ORDINALITY AS k({', '.join(columns)}, n) ORDER BY k.n ON CONFLICT DO NOTHING RETURNING message_id",
+            [timezone.now(), *values])
+        recorded = {str(message_id) for message_id, in cursor.fetchall()}
+    return [envelope for envelope in fresh if envelope.message_id in recorded]
 
 
 @transaction.atomic(using=ALIAS)
-def standings_apply(*, envelope: Envelope) -> bool:
-    """Record the event in the read model's log and project it; return False for a duplicate.
+def standings_apply_many(*, envelopes: list[Envelope]) -> int:
+    """Record the events in the read model's log and project the new ones; return how many were new.
 
-    Called at least once, in any order.
+    Called at least once, in any order. The rows the events touch are locked
+    and folded in memory (`TableStore`), then written back in bulk.
     """
-    if not event_record(envelope):
-        return False
-    PROJECTORS[envelope.type](SqlStore(), envelope)
-    return True
+    fresh = events_record(envelopes)
+    if fresh:
+        store = TableStore(fresh)
+        for envelope in fresh:
+            PROJECTORS[envelope.type](store, envelope)
+        store.flush()
+    return len(fresh)
+
+
+def standings_apply(*, envelope: Envelope) -> bool:
+    """Record one event and project it (see `standings_apply_many`); return False for a duplicate."""
+    return standings_apply_many(envelopes=[envelope]) == 1
 
 
 def envelope_from_log(event: ConsumedEvent) -> Envelope:

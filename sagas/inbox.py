@@ -1,8 +1,11 @@
 """Consuming events: registration, idempotency, per-aggregate order, parking and dead letters.
 
 A handler is a plain function registered with `@event_handler(consumer=...,
-event_types=..., app_label=...)`. For every event of a subscribed type, and for
-every consumer subscribed to it, the framework (never the handler):
+event_types=..., app_label=...)`; with `batch=True` it takes a list of
+envelopes instead of one, to apply a run of events with a few bulk statements
+(it must leave the same state as one call per event, in list order). For every
+event of a subscribed type, and for every consumer subscribed to it, the
+framework (never the handler):
 
 1. opens `transaction.atomic(using=app_label)` and locks the consumer's
    position row of the event's aggregate (`SELECT … FOR UPDATE`);
@@ -19,7 +22,8 @@ A delivered batch is applied per consumer in one transaction per chunk of
 `INBOX_BATCH_SIZE` events (`consume_batch`): the positions of all its
 aggregates are locked in one statement (in key order), the inbox is checked in
 one query, the handlers run one after another, and the inbox rows and
-positions are written in bulk; one commit for the chunk. Two cases roll the
+positions are written in bulk; one commit for the chunk. The events it may
+apply go to the handler together, in one call for a batch handler. Two cases roll the
 chunk back and apply its events one by one, one transaction each as above, so
 the outcome is the same as event-by-event delivery: a handler's non-transient
 error (the poison is then dead-lettered alone, its aggregate's later events
@@ -60,7 +64,7 @@ from sagas.tables import ConsumerTables, consumer_tables
 
 logger = logging.getLogger(__name__)
 
-Handler = Callable[[Envelope], None]
+Handler = Callable[[Envelope], None] | Callable[[list[Envelope]], None]
 # Dead letters no consumer can own (undecodable, unknown type) live in the backbone's own schema.
 BACKBONE_APP = "sagas"
 DELIVER_TASK = "events.deliver"
@@ -73,17 +77,29 @@ class Subscription:
     consumer: str
     app_label: str
     handler: Handler
+    batch: bool = False
+
+    def apply(self, envelopes: list[Envelope]) -> None:
+        """Hand events, in order, to the handler: in one call for a batch handler, one call each otherwise."""
+        if self.batch:
+            self.handler(envelopes)
+            return
+        for envelope in envelopes:
+            self.handler(envelope)
 
 
 _subscriptions: dict[str, list[Subscription]] = defaultdict(list)
 
 
-def event_handler(*, consumer: str, event_types: Iterable[str], app_label: str) -> Callable[[Handler], Handler]:
+def event_handler(*, consumer: str, event_types: Iterable[str], app_label: str,
+                  batch: bool = False) -> Callable[[Handler], Handler]:
     """Register the decorated `handler(envelope)` as `consumer` of `event_types`, applied in `app_label`'s schema.
 
     The handler is called at least once per event but its effect commits
     exactly once, in version order per aggregate, inside the transaction the
     framework opens on `app_label` (with the inbox row and the position).
+    With `batch=True` the handler is `handler(envelopes)`: a list of events to
+    apply in order, all in that one transaction.
     """
     types = [event_types] if isinstance(event_types, str) else list(event_types)
     if not types:
@@ -98,7 +114,7 @@ def event_handler(*, consumer: str, event_types: Iterable[str], app_label: str) 
                     raise ImproperlyConfigured(f"consumer {consumer!r} already handles {event_type!r} "
                                                f"with {_name(existing.handler)}")
                 registered.remove(existing)  # the same module imported once more
-            registered.append(Subscription(consumer, app_label, handler))
+            registered.append(Subscription(consumer, app_label, handler, batch))
         return handler
 
     return register
@@ -197,11 +213,7 @@ LOCK_CONFLICTS = (psycopg.errors.LockNotAvailable, psycopg.errors.DeadlockDetect
 
 
 class PoisonInChunk(Exception):
-    """A handler failed on an event of a chunk (its error is the cause): the chunk is redone event by event."""
-
-    def __init__(self, envelope: Envelope) -> None:
-        super().__init__(f"{envelope.type} {envelope.aggregate_id} v{envelope.aggregate_version}")
-        self.envelope = envelope
+    """The handler failed on the events of a chunk (its error is the cause): the chunk is redone event by event."""
 
 
 def _consume_chunk(sub: Subscription, envelopes: list[Envelope]) -> list[Outcome]:
@@ -211,9 +223,8 @@ def _consume_chunk(sub: Subscription, envelopes: list[Envelope]) -> list[Outcome
             outcomes, unblocked = _apply_chunk(sub, envelopes, tables)
     except PoisonInChunk as poison:
         # Nothing of the chunk committed: apply it event by event, so the poison is dead-lettered alone.
-        logger.info("%s: %s %s v%s failed in a batch of %s events; applying them one by one", sub.consumer,
-                    poison.envelope.type, poison.envelope.aggregate_id, poison.envelope.aggregate_version,
-                    len(envelopes))
+        logger.info("%s: a batch of %s events failed (%s: %s); applying them one by one", sub.consumer,
+                    len(envelopes), type(poison.__cause__).__name__, poison.__cause__)
         return [consume(sub, envelope) for envelope in envelopes]
     except OperationalError as exc:
         if not isinstance(exc.__cause__, LOCK_CONFLICTS):
@@ -251,18 +262,18 @@ def _apply_chunk(sub: Subscription, envelopes: list[Envelope],
         elif envelope.aggregate_version > positions[key] + 1:
             outcomes.append(_park(sub, envelope, tables))
         else:
-            try:
-                sub.handler(envelope)
-            except TRANSIENT_ERRORS:
-                raise
-            except Exception as exc:
-                raise PoisonInChunk(envelope) from exc
             positions[key] = envelope.aggregate_version
             seen.add(envelope.message_id)
             applied.append(envelope)
             outcomes.append(Outcome.APPLIED)
     if not applied:
         return outcomes, []
+    try:
+        sub.apply(applied)
+    except TRANSIENT_ERRORS:
+        raise
+    except Exception as exc:
+        raise PoisonInChunk() from exc
     tables.inbox.objects.using(alias).bulk_create(
         [tables.inbox(consumer=sub.consumer, message_id=e.message_id, type=e.type) for e in applied])
     moved = {(e.aggregate_type, e.aggregate_id): positions[(e.aggregate_type, e.aggregate_id)] for e in applied}
@@ -343,7 +354,7 @@ def _apply_or_park(sub: Subscription, envelope: Envelope, tables: ConsumerTables
         elif envelope.aggregate_version > position + 1:
             return _park(sub, envelope, tables) if parked_id is None else Outcome.PARKED
         else:
-            sub.handler(envelope)
+            sub.apply([envelope])
             inbox.create(consumer=sub.consumer, message_id=envelope.message_id, type=envelope.type)
             tables.position.objects.using(alias).filter(**_position_key(sub, envelope)).update(
                 version=envelope.aggregate_version, updated_at=timezone.now())

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from functools import cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from celery import current_app
 from django.conf import settings
@@ -33,16 +33,26 @@ class OutsideTransactionError(RuntimeError):
     """`publish` was called outside the service's transaction."""
 
 
+class Publication(NamedTuple):
+    """One event to publish: what happened to which version of which aggregate, and why."""
+
+    event: Event
+    aggregate_id: str
+    aggregate_version: int
+    correlation_id: str = ""
+    causation_id: str = ""
+
+
 def publish(event: Event, *, outbox: type[AbstractOutboxMessage], aggregate_id: str, aggregate_version: int,
             correlation_id: str = "", causation_id: str = "") -> AbstractOutboxMessage:
     """Add `event` to `outbox` in the caller's transaction; it is delivered at least once after commit."""
-    return publish_many([(event, str(aggregate_id), aggregate_version)], outbox=outbox,
-                        correlation_id=correlation_id, causation_id=causation_id)[0]
+    return publish_many([Publication(event, str(aggregate_id), aggregate_version, str(correlation_id or ""),
+                                     str(causation_id or ""))], outbox=outbox)[0]
 
 
-def publish_many(events: Iterable[tuple[Event, str, int]], *, outbox: type[AbstractOutboxMessage],
-                 correlation_id: str = "", causation_id: str = "") -> list[AbstractOutboxMessage]:
-    """Add `(event, aggregate_id, aggregate_version)` triples to `outbox` in the caller's transaction, as one INSERT.
+def publish_many(publications: Iterable[Publication], *,
+                 outbox: type[AbstractOutboxMessage]) -> list[AbstractOutboxMessage]:
+    """Add events to `outbox` in the caller's transaction, as one INSERT.
 
     The same guarantee as `publish` (each is delivered at least once after
     commit); the relay is kicked once for the lot.
@@ -56,15 +66,15 @@ def publish_many(events: Iterable[tuple[Event, str, int]], *, outbox: type[Abstr
             type=event.TYPE,
             schema_version=event.SCHEMA_VERSION,
             aggregate_type=event.AGGREGATE_TYPE,
-            partition_key=str(aggregate_id),
-            partition=partition_for(str(aggregate_id)),
+            partition_key=aggregate_id,
+            partition=partition_for(aggregate_id),
             aggregate_version=aggregate_version,
-            correlation_id=str(correlation_id or ""),
-            causation_id=str(causation_id or ""),
+            correlation_id=correlation_id,
+            causation_id=causation_id,
             occurred_at=now,
             payload=event.to_payload(),
         )
-        for event, aggregate_id, aggregate_version in events
+        for event, aggregate_id, aggregate_version, correlation_id, causation_id in publications
     ])
     if rows:
         kick_relay_on_commit(outbox._meta.app_label, using=using)

@@ -25,7 +25,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from sagas.messages import Event
-from sagas.outbox import publish_many
+from sagas.outbox import Publication, publish_many
 from scores.messages import (
     LedgerClosed,
     LedgerOpened,
@@ -165,34 +165,93 @@ def ledger_load(*, tournament_id: str, player_id: str, as_of: datetime | None = 
                                             after_version=start.version, as_of=as_of, version=version))
 
 
+@dataclasses.dataclass(frozen=True)
+class Change:
+    """An event to append to a stream, with the messages that caused it (carried to the outbox)."""
+
+    event: Event
+    causation_id: str = ""
+    correlation_id: str = ""
+
+
+def ledger_load_many(streams: Iterable[tuple[str, str]]) -> dict[tuple[str, str], LedgerState]:
+    """Return the current state of several (tournament, player) streams in two queries, whatever their number.
+
+    Like `ledger_load` for each: the latest snapshot, then the events after it.
+    """
+    keys = sorted({(str(tournament_id), player_id) for tournament_id, player_id in streams})
+    states = {key: LedgerState(tournament_id=key[0], player_id=key[1]) for key in keys}
+    if not keys:
+        return states
+    tournaments, players = [key[0] for key in keys], [key[1] for key in keys]
+    with transaction.get_connection(ALIAS).cursor() as cursor:
+        cursor.execute(
+            f"SELECT DISTINCT ON (s.tournament_id, s.player_id) s.state FROM {LedgerSnapshot._meta.db_table} s"
+            " JOIN unnest(%s::uuid[], %s::varchar[]) AS k(tournament_id, player_id)"
+            " ON s.tournament_id = k.tournament_id AND s.player_id = k.player_id"
+            " WHERE s.schema = %s ORDER BY s.tournament_id, s.player_id, s.version DESC",
+            [tournaments, players, SNAPSHOT_SCHEMA])
+        for (state,) in cursor.fetchall():
+            snapshot = LedgerState(**_json(state))
+            states[(snapshot.tournament_id, snapshot.player_id)] = snapshot
+        cursor.execute(
+            f"SELECT e.tournament_id, e.player_id, e.version, e.type, e.schema_version, e.payload, e.recorded_at"
+            f" FROM {LedgerEvent._meta.db_table} e"
+            " JOIN unnest(%s::uuid[], %s::varchar[], %s::int[]) AS k(tournament_id, player_id, version)"
+            " ON e.tournament_id = k.tournament_id AND e.player_id = k.player_id AND e.version > k.version"
+            " ORDER BY e.tournament_id, e.player_id, e.version",
+            [tournaments, players, [states[key].version for key in keys]])
+        for tournament_id, player_id, version, event_type, schema_version, payload, recorded_at in cursor.fetchall():
+            key = (str(tournament_id), player_id)
+            schema_version, payload = upcast(event_type, schema_version, _json(payload))
+            states[key] = ledger_fold(states[key], [StoredEvent(version=version, type=event_type,
+                                                                schema_version=schema_version, payload=payload,
+                                                                recorded_at=recorded_at)])
+    return states
+
+
+def _json(value: Any) -> Any:
+    # Django's psycopg 3 setup hands raw cursors jsonb as text (JSONField decodes it itself).
+    return json.loads(value) if isinstance(value, str) else value
+
+
 def ledger_append(*, state: LedgerState, event: Event, causation_id: str = "", correlation_id: str = "") -> LedgerState:
     """Append `event` after `state.version` and publish it; raise VersionConflict if the stream moved on.
 
-    Must run inside the caller's transaction on the `scores` alias. The insert
+    Must run inside the caller's transaction on the `scores` alias. See `ledger_append_many`.
+    """
+    return ledger_append_many(appends=[(state, [Change(event, causation_id, correlation_id)])])[0]
+
+
+def ledger_append_many(*, appends: list[tuple[LedgerState, list[Change]]]) -> list[LedgerState]:
+    """Append to each of several streams its run of events after `state`, publish them; return the new states.
+
+    One INSERT for all the events, one for their outbox rows, one for the
+    snapshots due (every `SCORES_LEDGER_SNAPSHOT_EVERY`-th version), inside the
+    caller's transaction on the `scores` alias. All or nothing: if any stream
+    moved on past its `state`, VersionConflict and none is appended. The insert
     skips a conflicting version (`ON CONFLICT DO NOTHING`, waiting for a
-    concurrent writer of that version to commit or roll back) instead of
-    raising, so a conflict leaves the transaction usable without a savepoint.
-    Every `SCORES_LEDGER_SNAPSHOT_EVERY`-th version also writes a snapshot.
+    concurrent writer of it to commit or roll back) instead of raising, so the
+    transaction stays usable without a savepoint and the caller can reload and
+    retry. The streams must be distinct.
     """
-    return ledger_append_many(appends=[(state, event)], causation_id=causation_id, correlation_id=correlation_id)[0]
-
-
-def ledger_append_many(*, appends: list[tuple[LedgerState, Event]], causation_id: str = "",
-                       correlation_id: str = "") -> list[LedgerState]:
-    """Append one event to each of several streams and publish them: one INSERT each for events and outbox rows.
-
-    All or nothing: if any stream moved on, VersionConflict and none is
-    appended (the caller's transaction stays usable). The streams must be distinct. Snapshots as `ledger_append`.
-    """
-    if not appends:
-        return []
     now = timezone.now()
-    rows = [LedgerEvent(tournament_id=state.tournament_id, player_id=state.player_id, version=state.version + 1,
-                        type=event.TYPE, schema_version=event.SCHEMA_VERSION, payload=event.to_payload(),
-                        causation_id=causation_id, recorded_at=now)
-            for state, event in appends]
-    # ON CONFLICT DO NOTHING instead of a savepoint around a failing INSERT: one round trip, not three. A
-    # concurrent writer of the same version is waited for, as with a plain INSERT; then its row wins.
+    rows: list[tuple[LedgerState, Change]] = []  # each event with the stream's state after it
+    snapshots, states = [], []
+    for state, changes in appends:
+        for change in changes:
+            state = dataclasses.replace(FOLDS[change.event.TYPE](state, change.event.to_payload()),
+                                        version=state.version + 1)
+            rows.append((state, change))
+            if state.version % settings.SCORES_LEDGER_SNAPSHOT_EVERY == 0:
+                snapshots.append(LedgerSnapshot(tournament_id=state.tournament_id, player_id=state.player_id,
+                                                version=state.version, schema=SNAPSHOT_SCHEMA,
+                                                state=dataclasses.asdict(state), recorded_at=now))
+        states.append(state)
+    if not rows:
+        return states
+    # Stream order: concurrent writers wait for each other's versions in one order, never in a circle.
+    rows.sort(key=lambda row: (row[0].tournament_id, row[0].player_id, row[0].version))
     table = LedgerEvent._meta.db_table
     with transaction.get_connection(ALIAS).cursor() as cursor:
         cursor.execute(
@@ -200,22 +259,18 @@ def ledger_append_many(*, appends: list[tuple[LedgerState, Event]], causation_id
             " recorded_at) SELECT * FROM unnest(%s::uuid[], %s::varchar[], %s::int[], %s::varchar[], %s::smallint[],"
             " %s::jsonb[], %s::varchar[], %s::timestamptz[]) ON CONFLICT (tournament_id, player_id, version)"
             " DO NOTHING RETURNING id",
-            [[str(row.tournament_id) for row in rows], [row.player_id for row in rows], [row.version for row in rows],
-             [row.type for row in rows], [row.schema_version for row in rows],
-             [json.dumps(row.payload) for row in rows], [row.causation_id for row in rows],
-             [row.recorded_at for row in rows]])
+            [[state.tournament_id for state, _ in rows], [state.player_id for state, _ in rows],
+             [state.version for state, _ in rows], [change.event.TYPE for _, change in rows],
+             [change.event.SCHEMA_VERSION for _, change in rows],
+             [json.dumps(change.event.to_payload()) for _, change in rows],
+             [change.causation_id for _, change in rows], [now] * len(rows)])
         inserted = [row_id for row_id, in cursor.fetchall()]
         if len(inserted) < len(rows):
             cursor.execute(f"DELETE FROM {table} WHERE id = ANY(%s)", [inserted])  # all or nothing
-            streams = ", ".join(f"{row.tournament_id}/{row.player_id} v{row.version}" for row in rows)
+            streams = ", ".join(f"{state.tournament_id}/{state.player_id} v{state.version}" for state, _ in rows)
             raise VersionConflict(f"ledger already has one of: {streams}")
-    states = [ledger_fold(state, [stored_event(row)]) for (state, _event), row in zip(appends, rows)]
-    publish_many([(event, stream_key(state.tournament_id, state.player_id), state.version + 1)
-                  for state, event in appends], outbox=OutboxMessage, correlation_id=correlation_id,
-                 causation_id=causation_id)
-    LedgerSnapshot.objects.using(ALIAS).bulk_create([
-        LedgerSnapshot(tournament_id=state.tournament_id, player_id=state.player_id, version=state.version,
-                       schema=SNAPSHOT_SCHEMA, state=dataclasses.asdict(state), recorded_at=now)
-        for state in states if state.version % settings.SCORES_LEDGER_SNAPSHOT_EVERY == 0
-    ])
+    publish_many([Publication(change.event, stream_key(state.tournament_id, state.player_id), state.version,
+                              change.correlation_id, change.causation_id) for state, change in rows],
+                 outbox=OutboxMessage)
+    LedgerSnapshot.objects.using(ALIAS).bulk_create(snapshots)
     return states

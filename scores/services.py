@@ -1,7 +1,7 @@
 """Business rules of the Score Engine: players, their ledgers opened and closed by the
 create-tournament saga, and points from other services' events.
 
-`ledger_score_match` turns the Match Engine's result events into ledger
+`ledger_score_matches` turns the Match Engine's result events into ledger
 events: win 3, draw 1, loss 0; a correction revokes the points the match gave
 and awards the new ones. It is safe under at-least-once, reordered delivery on
 its own (the messaging framework also dedups and orders, this is the domain's
@@ -12,20 +12,25 @@ arriving first is simply the result to score.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
+from collections import defaultdict
 
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
+from config.bulk_sql import update_rows
 from sagas.messages import Envelope, Event
 from sagas.participant import StepRefused
 from scores.ledger import (
     ALIAS,
+    Change,
     LedgerState,
     LedgerStatus,
     VersionConflict,
     ledger_append,
     ledger_append_many,
     ledger_load,
+    ledger_load_many,
 )
 from scores.messages import LedgerClosed, LedgerOpened, PointsAwarded, PointsRevoked
 from scores.models import LedgerEvent, Player, ScoredMatch
@@ -48,83 +53,114 @@ def match_points(score_for: int, score_against: int) -> int:
     return DRAW if score_for == score_against else LOSS
 
 
-def ledger_append_with_retry(*, tournament_id: str, player_id: str,
-                             decide: Callable[[LedgerState], list[Event]], causation_id: str = "",
-                             correlation_id: str = "") -> LedgerState:
-    """Load the stream, append the events `decide` returns for that state; on a conflict reload and decide again.
+def scored_matches_locked(matches: dict[str, str]) -> dict[str, ScoredMatch]:
+    """Create (at version 0) or lock the ScoredMatch rows of `matches` (id: tournament) in one statement, in id order.
 
-    Runs in the caller's transaction. Only the first append of an attempt can
-    conflict: once it holds version n+1 (uncommitted), no other writer can
-    append n+2, since none can see n+1. So a conflict leaves nothing
-    half-appended (the conflicting insert wrote nothing) and the retry is clean.
+    The lock orders the events of one match: a concurrent duplicate waits, then sees the new version.
     """
+    table = ScoredMatch._meta.db_table
+    ids = sorted(matches)
+    rows = ScoredMatch.objects.using(ALIAS).raw(
+        f"INSERT INTO {table} (match_id, tournament_id, version, player_a, player_b, points_a, points_b, updated_at)"
+        " SELECT k.match_id, k.tournament_id, 0, '', '', 0, 0, now()"
+        " FROM unnest(%s::uuid[], %s::uuid[]) WITH ORDINALITY AS k(match_id, tournament_id, n) ORDER BY k.n"
+        " ON CONFLICT (match_id) DO UPDATE SET match_id = EXCLUDED.match_id"
+        f" RETURNING {', '.join(field.column for field in ScoredMatch._meta.concrete_fields)}",
+        [ids, [matches[match_id] for match_id in ids]])
+    return {str(row.match_id): row for row in rows}
+
+
+@dataclasses.dataclass(frozen=True)
+class Scoring:
+    """What one match event changes on one player's stream: the points to revoke (if scored before), to award."""
+
+    envelope: Envelope
+    tournament_id: str
+    player_id: str
+    revoke: int | None
+    award: int
+
+    def changes(self) -> list[Change]:
+        common = {"tournament_id": self.tournament_id, "player_id": self.player_id,
+                  "match_id": self.envelope.payload["match_id"]}
+        events: list[Event] = []
+        if self.revoke is not None:
+            events.append(PointsRevoked(**common, points=self.revoke, reason="match corrected"))
+        events.append(PointsAwarded(**common, points=self.award, reason=OUTCOMES[self.award]))
+        return [Change(event, self.envelope.message_id, self.envelope.correlation_id) for event in events]
+
+
+def _scorings(envelopes: list[Envelope], matches: dict[str, ScoredMatch]) -> list[Scoring]:
+    """Return, in event order, the stream changes of the events that are news; move `matches` on accordingly."""
+    scorings = []
+    for envelope in envelopes:
+        payload = envelope.payload
+        match = matches[payload["match_id"]]
+        if envelope.aggregate_version <= match.version:
+            continue  # a repeated or superseded version of the result
+        old_points = {match.player_a: match.points_a, match.player_b: match.points_b} if match.version else {}
+        new_points = {payload["player_a"]: match_points(payload["score_a"], payload["score_b"]),
+                      payload["player_b"]: match_points(payload["score_b"], payload["score_a"])}
+        scorings += [Scoring(envelope, payload["tournament_id"], player_id, old_points.get(player_id), points)
+                     for player_id, points in new_points.items()]
+        match.version = envelope.aggregate_version
+        match.player_a, match.player_b = payload["player_a"], payload["player_b"]
+        match.points_a, match.points_b = new_points[payload["player_a"]], new_points[payload["player_b"]]
+    return scorings
+
+
+def _append_scorings(scorings: list[Scoring]) -> None:
+    """Append the scorings to their streams; on a concurrent append, reload and append again.
+
+    Only the appends of one attempt can conflict, all or nothing (see
+    `ledger_append_many`), so a retry starts clean from the streams reloaded.
+    """
+    runs: dict[tuple[str, str], list[Change]] = defaultdict(list)
+    for scoring in scorings:
+        runs[(scoring.tournament_id, scoring.player_id)].extend(scoring.changes())
     for _ in range(APPEND_ATTEMPTS):
-        state = ledger_load(tournament_id=tournament_id, player_id=player_id)
-        events = decide(state)
+        states = ledger_load_many(runs)
+        closed = [f"{key[0]}/{key[1]} is {state.status}" for key, state in states.items()
+                  if state.status != LedgerStatus.OPEN]
+        if closed:
+            raise LedgerNotOpen(f"cannot score on a ledger that is not open: {'; '.join(closed)}")
         try:
-            state = ledger_append(state=state, event=events[0], causation_id=causation_id,
-                                  correlation_id=correlation_id)
+            ledger_append_many(appends=[(states[key], changes) for key, changes in runs.items()])
+            return
         except VersionConflict:
             continue
-        for event in events[1:]:
-            state = ledger_append(state=state, event=event, causation_id=causation_id, correlation_id=correlation_id)
-        return state
-    raise VersionConflict(f"ledger {tournament_id}/{player_id}: {APPEND_ATTEMPTS} conflicting appends in a row")
-
-
-def points_changes(*, match: ScoredMatch, player_id: str, old_points: int | None, new_points: int) -> Callable:
-    """Return a `decide` for one player's stream: revoke the match's old points (if scored), award the new."""
-    def decide(state: LedgerState) -> list[Event]:
-        if state.status != LedgerStatus.OPEN:
-            raise LedgerNotOpen(f"ledger {state.tournament_id}/{player_id} is {state.status}; "
-                                f"cannot score match {match.match_id}")
-        common = {"tournament_id": state.tournament_id, "player_id": player_id, "match_id": str(match.match_id)}
-        events: list[Event] = []
-        if old_points is not None:
-            events.append(PointsRevoked(**common, points=old_points, reason="match corrected"))
-        events.append(PointsAwarded(**common, points=new_points, reason=OUTCOMES[new_points]))
-        return events
-    return decide
-
-
-def scored_match_locked(*, match_id: str, tournament_id: str) -> ScoredMatch:
-    """Create (at version 0) or lock the match's ScoredMatch row in one statement; return it locked."""
-    table = ScoredMatch._meta.db_table
-    return ScoredMatch.objects.using(ALIAS).raw(
-        f"INSERT INTO {table} (match_id, tournament_id, version, player_a, player_b, points_a, points_b, updated_at)"
-        " VALUES (%s, %s, 0, '', '', 0, 0, now()) ON CONFLICT (match_id) DO UPDATE SET match_id = EXCLUDED.match_id"
-        f" RETURNING {', '.join(field.column for field in ScoredMatch._meta.concrete_fields)}",
-        [match_id, tournament_id])[0]
+    raise VersionConflict(f"{APPEND_ATTEMPTS} conflicting appends in a row on {len(runs)} ledgers")
 
 
 @transaction.atomic(using=ALIAS)
-def ledger_score_match(*, envelope: Envelope) -> bool:
-    """Score a MatchRecorded or MatchCorrected on both players' ledgers; return False when it changed nothing.
+def ledger_score_matches(*, envelopes: list[Envelope]) -> int:
+    """Score MatchRecorded and MatchCorrected events, in order, on the players' ledgers; return how many were news.
 
-    Called at least once, in any order: idempotent per (match, version).
+    Win 3, draw 1, loss 0; a correction revokes the points the match gave and
+    awards the new ones. Called at least once, in any order: idempotent per
+    (match, version), with the same outcome as scoring the events one by one.
+    Statements do not grow with the number of events: the matches are locked
+    in one, the streams loaded in two, events, outbox rows and snapshots
+    written in one each.
     """
-    payload = envelope.payload
-    # The lock orders the events of one match; a concurrent duplicate waits here, then sees the new version.
-    match = scored_match_locked(match_id=payload["match_id"], tournament_id=payload["tournament_id"])
-    if envelope.aggregate_version <= match.version:
-        return False
-    scored_before = match.version > 0
-    new_points = {payload["player_a"]: match_points(payload["score_a"], payload["score_b"]),
-                  payload["player_b"]: match_points(payload["score_b"], payload["score_a"])}
-    old_points = {match.player_a: match.points_a, match.player_b: match.points_b} if scored_before else {}
-    # Streams in a fixed order: two matches of the same players never wait on each other in opposite orders.
-    for player_id in sorted(new_points):
-        ledger_append_with_retry(
-            tournament_id=payload["tournament_id"], player_id=player_id,
-            decide=points_changes(match=match, player_id=player_id, old_points=old_points.get(player_id),
-                                  new_points=new_points[player_id]),
-            causation_id=envelope.message_id, correlation_id=envelope.correlation_id,
-        )
-    match.version = envelope.aggregate_version
-    match.player_a, match.player_b = payload["player_a"], payload["player_b"]
-    match.points_a, match.points_b = new_points[payload["player_a"]], new_points[payload["player_b"]]
-    match.save(using=ALIAS)
-    return True
+    matches = scored_matches_locked({envelope.payload["match_id"]: envelope.payload["tournament_id"]
+                                     for envelope in envelopes})
+    scorings = _scorings(envelopes, matches)
+    if not scorings:
+        return 0
+    _append_scorings(scorings)
+    changed = sorted({scoring.envelope.payload["match_id"] for scoring in scorings})
+    now = timezone.now()
+    for match_id in changed:
+        matches[match_id].updated_at = now  # a bulk update does not apply auto_now
+    update_rows([matches[match_id] for match_id in changed],
+                ["version", "player_a", "player_b", "points_a", "points_b", "updated_at"], using=ALIAS)
+    return len({scoring.envelope.message_id for scoring in scorings})
+
+
+def ledger_score_match(*, envelope: Envelope) -> bool:
+    """Score one match event (see `ledger_score_matches`); return False when it changed nothing."""
+    return ledger_score_matches(envelopes=[envelope]) == 1
 
 
 class PlayerExists(Exception):
@@ -179,9 +215,9 @@ def ledgers_open(*, tournament_id: str, player_ids: list[str], causation_id: str
     # A stream with events is open (or was closed). The LedgerOpened events are appended,
     # and published (the leaderboard reads them), in one go.
     ledger_append_many(appends=[(LedgerState(tournament_id=tournament_id, player_id=player_id),
-                                 LedgerOpened(tournament_id=tournament_id, player_id=player_id))
-                                for player_id in player_ids if not players[player_id][1]],
-                       causation_id=causation_id, correlation_id=correlation_id)
+                                 [Change(LedgerOpened(tournament_id=tournament_id, player_id=player_id),
+                                         causation_id, correlation_id)])
+                                for player_id in player_ids if not players[player_id][1]])
 
 
 @transaction.atomic(using=ALIAS, savepoint=False)

@@ -1,8 +1,9 @@
 """Match results by choreography under a hostile network: any order, duplicates, and a rebuild, give one answer.
 
 Property: for a random sequence of results and corrections, delivering the
-events (Match Engine to Score Engine, both to the leaderboard) shuffled and
-duplicated yields the same ledgers and standings as in-order delivery, the
+events (Match Engine to Score Engine, both to the leaderboard) shuffled,
+duplicated and in runs of random length (the consumers' batches) yields the
+same ledgers and standings as in-order delivery one event at a time, the
 same standings as `rebuild_leaderboard`, and the standings a plain recount of
 the final results gives.
 """
@@ -74,9 +75,9 @@ def deliver(tournament_id: str, rng: random.Random | None, duplicates: int) -> t
     """Deliver the Match Engine's events to the Score Engine, then everything to the leaderboard."""
     arrange = (lambda events: shuffled_with_duplicates(events, rng, duplicates)) if rng else list
     match_engine = [e for e in outbox_envelopes(TournamentOutbox) if e.payload["tournament_id"] == tournament_id]
-    deliver_to_scores(arrange(match_engine))
+    deliver_to_scores(arrange(match_engine), rng)
     score_engine = outbox_envelopes(ScoresOutbox, partition_key__startswith=f"{tournament_id}/")
-    deliver_to_leaderboard(arrange(match_engine + score_engine))
+    deliver_to_leaderboard(arrange(match_engine + score_engine), rng)
     return observed(tournament_id)
 
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import psycopg
 import pytest
+from django.test import override_settings
 from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -191,6 +192,7 @@ def test_poison_in_the_middle_of_a_batch_is_dead_lettered_alone_and_holds_its_ag
     assert applied_versions(poisoned) == [1, 2, 3]
 
 
+@override_settings(INBOX_BATCH_LOCK_TIMEOUT_MS=100)
 def test_a_batch_that_meets_another_process_lock_is_applied_event_by_event(probe_effects, caplog):
     from django.db import connections
 

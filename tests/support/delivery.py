@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import random
 
-from leaderboard.projections import CONSUMED_TYPES, standings_apply
+from leaderboard.projections import CONSUMED_TYPES, standings_apply_many
 from sagas.messages import Envelope
 from sagas.messaging_models import AbstractOutboxMessage
 from scores.models import OutboxMessage as ScoresOutbox
-from scores.services import MATCH_EVENTS, ledger_score_match
+from scores.services import MATCH_EVENTS, ledger_score_matches
 from tournament.models import OutboxMessage as TournamentOutbox
 
 
@@ -33,16 +33,23 @@ def shuffled_with_duplicates(envelopes: list[Envelope], rng: random.Random, dupl
     return delivered
 
 
-def deliver_to_scores(envelopes: list[Envelope]) -> None:
-    for envelope in envelopes:
-        if envelope.type in MATCH_EVENTS:
-            ledger_score_match(envelope=envelope)
+def in_runs(envelopes: list[Envelope], rng: random.Random | None) -> list[list[Envelope]]:
+    """Split the envelopes into runs as a consumer's batches would be: one each, or random lengths with `rng`."""
+    runs: list[list[Envelope]] = []
+    while len(envelopes) > sum(map(len, runs)):
+        start = sum(map(len, runs))
+        runs.append(envelopes[start:start + (rng.randint(1, 6) if rng else 1)])
+    return runs
 
 
-def deliver_to_leaderboard(envelopes: list[Envelope]) -> None:
-    for envelope in envelopes:
-        if envelope.type in CONSUMED_TYPES:
-            standings_apply(envelope=envelope)
+def deliver_to_scores(envelopes: list[Envelope], rng: random.Random | None = None) -> None:
+    for run in in_runs([envelope for envelope in envelopes if envelope.type in MATCH_EVENTS], rng):
+        ledger_score_matches(envelopes=run)
+
+
+def deliver_to_leaderboard(envelopes: list[Envelope], rng: random.Random | None = None) -> None:
+    for run in in_runs([envelope for envelope in envelopes if envelope.type in CONSUMED_TYPES], rng):
+        standings_apply_many(envelopes=run)
 
 
 def pump(*, tournament_id: str) -> None:

@@ -1,0 +1,28 @@
+"""Bulk writes in one statement of arrays, where the ORM's own would cost more in Python than in the database."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from django.db import connections, models
+
+
+def update_rows(objs: Sequence[models.Model], fields: list[str], *, using: str) -> int:
+    """Write `fields` of each object to its row by primary key, in one `UPDATE … FROM unnest(…)`; return the count.
+
+    What `bulk_update` does, without its `CASE WHEN pk = … THEN …` per field and
+    row: building that for a few dozen rows took longer than running it.
+    """
+    if not objs:
+        return 0
+    meta, connection = objs[0]._meta, connections[using]
+    columns = [meta.pk, *(meta.get_field(name) for name in fields)]
+    quote = connection.ops.quote_name
+    names = [quote(field.column) for field in columns]
+    arrays = [[field.get_db_prep_save(getattr(obj, field.attname), connection) for obj in objs] for field in columns]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {quote(meta.db_table)} AS t SET {', '.join(f'{name} = k.{name}' for name in names[1:])}"
+            f" FROM unnest({', '.join(f'%s::{field.db_type(connection)}[]' for field in columns)})"
+            f" AS k({', '.join(names)}) WHERE t.{names[0]} = k.{names[0]}",
+            arrays)
+        return cursor.rowcount
