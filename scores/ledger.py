@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections import defaultdict
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
@@ -118,10 +119,11 @@ FOLDS: dict[str, Fold] = {
 
 def ledger_fold(state: LedgerState, events: Iterable[StoredEvent]) -> LedgerState:
     """Apply events, in version order, to `state`."""
+    version = state.version
     for event in events:
         state = FOLDS[event.type](state, event.payload)
-        state = dataclasses.replace(state, version=event.version)
-    return state
+        version = event.version
+    return state if state.version == version else dataclasses.replace(state, version=version)
 
 
 def ledger_events(*, tournament_id: str, player_id: str, after_version: int = 0, as_of: datetime | None = None,
@@ -201,13 +203,13 @@ def ledger_load_many(streams: Iterable[tuple[str, str]]) -> dict[tuple[str, str]
             " ON e.tournament_id = k.tournament_id AND e.player_id = k.player_id AND e.version > k.version"
             " ORDER BY e.tournament_id, e.player_id, e.version",
             [tournaments, players, [states[key].version for key in keys]])
+        tails: dict[tuple[str, str], list[StoredEvent]] = defaultdict(list)
         for tournament_id, player_id, version, event_type, schema_version, payload, recorded_at in cursor.fetchall():
-            key = (str(tournament_id), player_id)
             schema_version, payload = upcast(event_type, schema_version, _json(payload))
-            states[key] = ledger_fold(states[key], [StoredEvent(version=version, type=event_type,
-                                                                schema_version=schema_version, payload=payload,
-                                                                recorded_at=recorded_at)])
-    return states
+            tails[(str(tournament_id), player_id)].append(StoredEvent(
+                version=version, type=event_type, schema_version=schema_version, payload=payload,
+                recorded_at=recorded_at))
+    return {key: ledger_fold(state, tails.get(key, ())) for key, state in states.items()}
 
 
 def _json(value: Any) -> Any:
