@@ -2,26 +2,28 @@
 
 How a pass works, for one service's outbox and one partition at a time:
 
-1. `pg_try_advisory_xact_lock(<outbox table>, <partition>)`: at most one relay
-   works on a partition at once; another relay skips to the next partition
-   instead of waiting, so several relays (beat tick, after-commit kicks,
-   `drain_outbox`) share the work without sending anything twice.
-2. `SELECT … WHERE status = 'PENDING' AND partition = n ORDER BY id LIMIT batch
-   FOR UPDATE SKIP LOCKED`: the partition's oldest pending rows that have
-   committed (rows of an open transaction are invisible, rows an operator is
-   updating are skipped, never waited for).
-3. The order guard: a row whose previous version (same aggregate) is neither
-   in the batch nor visible as SENT (or DEAD) is held back: that version's
-   transaction has not committed yet. Rows are chosen by status, never by an id watermark, so a row
-   committed after higher ids (a long transaction holding a lower id) is still
-   sent on a later pass; it is then not overtaken by its successor, which was
-   held. After `OUTBOX_ORDER_HOLD_SECONDS` a held row goes anyway (a producer
-   that skipped a version must not stall its aggregate); consumers' version
-   checks then keep the effects in order.
-4. The batch travels as one broker message (`events.deliver`) on the
+1. One statement takes `pg_try_advisory_xact_lock(<outbox table>, <partition>)`
+   (at most one relay works on a partition at once; another relay skips to
+   the next partition instead of waiting, so several relays — beat tick,
+   after-commit kicks, `drain_outbox` — share the work without sending
+   anything twice), claims the partition's oldest pending rows that have
+   committed (`ORDER BY id LIMIT batch FOR UPDATE SKIP LOCKED`: rows of an
+   open transaction are invisible, rows an operator is updating are skipped,
+   never waited for), marks them SENT, and tells for each whether its
+   aggregate's previous version is out (SENT or DEAD).
+2. The order guard: a row whose previous version is neither in the batch nor
+   out is held back (PENDING again): that version's transaction has not
+   committed yet. Rows are chosen by status, never by an id watermark, so a
+   row committed after higher ids (a long transaction holding a lower id) is
+   still sent on a later pass; it is then not overtaken by its successor,
+   which was held. After `OUTBOX_ORDER_HOLD_SECONDS` a held row goes anyway (a
+   producer that skipped a version must not stall its aggregate); consumers'
+   version checks then keep the effects in order.
+3. The batch travels as one broker message (`events.deliver`) on the
    partition's queue, its envelopes in id order, which for one aggregate is
    version order (version n+1 is written after version n committed).
-5. The rows become SENT in the same transaction; commit releases the lock.
+4. Commit: the rows are SENT and the lock is released. If publishing fails,
+   the transaction rolls back and the rows stay PENDING.
 
 Back-pressure (the relay tasks, `max_waiting=OUTBOX_MAX_WAITING_BATCHES`): a
 partition whose queue already holds that many batches nobody has taken yet
@@ -33,7 +35,7 @@ which it applies in far fewer transactions, so it catches up instead of
 falling further behind.
 
 Guarantee: each row is published at least once; exactly once unless a relay
-dies between publishing and committing step 5, in which case the rows are
+dies between publishing and committing (step 4), in which case the rows are
 still PENDING and go again (consumers' inboxes make the copy a no-op). One
 aggregate's events leave in version order. A publish that fails leaves the
 rows PENDING with `attempts` + 1 and `last_error`; after `OUTBOX_MAX_ATTEMPTS`
@@ -42,6 +44,7 @@ they become DEAD (requeued from the admin).
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import random
 import select
@@ -149,12 +152,6 @@ def _lock_key(outbox: type[AbstractOutboxMessage]) -> int:
     return zlib.crc32(outbox._meta.db_table.encode()) - 2**31
 
 
-def _try_lock_partition(alias: str, outbox: type[AbstractOutboxMessage], partition: int) -> bool:
-    with connections[alias].cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_xact_lock(%s, %s)", [_lock_key(outbox), partition])
-        return bool(cursor.fetchone()[0])
-
-
 def _pending_partitions(alias: str, outbox: type[AbstractOutboxMessage]) -> list[int]:
     partitions = list(outbox.objects.using(alias).filter(status=OutboxStatus.PENDING)
                       .order_by().values_list("partition", flat=True).distinct())
@@ -162,31 +159,47 @@ def _pending_partitions(alias: str, outbox: type[AbstractOutboxMessage]) -> list
     return partitions
 
 
-def _in_order(alias: str, outbox: type[AbstractOutboxMessage], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Return the rows that may leave now: per aggregate, a run of versions that follows one already sent."""
+_CLAIM_SQL = """
+WITH partition_lock AS (SELECT pg_try_advisory_xact_lock(%(lock_key)s, %(partition)s) AS held),
+claimed AS (
+    SELECT o.id FROM {table} o
+    WHERE (SELECT held FROM partition_lock) AND o.status = 'PENDING' AND o.partition = %(partition)s
+    ORDER BY o.id LIMIT %(batch_size)s FOR UPDATE OF o SKIP LOCKED
+)
+UPDATE {table} o SET status = 'SENT', sent_at = now(), attempts = o.attempts + 1
+FROM claimed WHERE o.id = claimed.id
+RETURNING {columns}, o.aggregate_version = 1 OR EXISTS (
+    SELECT 1 FROM {table} p WHERE p.aggregate_type = o.aggregate_type AND p.partition_key = o.partition_key
+    AND p.aggregate_version = o.aggregate_version - 1 AND p.status <> 'PENDING') AS follows_sent
+"""
+
+
+def _claim(alias: str, outbox: type[AbstractOutboxMessage], partition: int, batch_size: int) -> list[dict[str, Any]]:
+    """Lock the partition (or return nothing if another relay holds it), claim its oldest pending rows, mark
+    them SENT in the caller's transaction; return them in id order, each knowing if its predecessor is out."""
+    connection = connections[alias]
+    sql = _CLAIM_SQL.format(table=connection.ops.quote_name(outbox._meta.db_table),
+                            columns=", ".join(f"o.{field}" for field in ROW_FIELDS))
+    with connection.cursor() as cursor:
+        cursor.execute(sql, {"lock_key": _lock_key(outbox), "partition": partition, "batch_size": batch_size})
+        names = [column.name for column in cursor.description]
+        rows = [dict(zip(names, values, strict=True)) for values in cursor.fetchall()]
+    for row in rows:
+        if isinstance(row["payload"], str):  # Django's psycopg 3 setup hands raw cursors jsonb as text
+            row["payload"] = json.loads(row["payload"])
+    return sorted(rows, key=lambda row: row["id"])
+
+
+def _in_order(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Return the rows that may leave now: per aggregate, a run of versions that follows one already out."""
     by_key: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
         by_key[(row["aggregate_type"], row["partition_key"])].append(row)
-    needs_predecessor = {key: min(r["aggregate_version"] for r in key_rows) - 1
-                         for key, key_rows in by_key.items() if min(r["aggregate_version"] for r in key_rows) > 1}
-    published = set()
-    if needs_predecessor:
-        keys = list(needs_predecessor.items())
-        table = connections[alias].ops.quote_name(outbox._meta.db_table)
-        with connections[alias].cursor() as cursor:
-            cursor.execute(
-                f"SELECT o.aggregate_type, o.partition_key FROM {table} o"
-                " JOIN unnest(%s::text[], %s::text[], %s::int[]) AS k(aggregate_type, partition_key, version)"
-                " ON o.aggregate_type = k.aggregate_type AND o.partition_key = k.partition_key"
-                " AND o.aggregate_version = k.version WHERE o.status <> %s",
-                [[k[0] for k, _ in keys], [k[1] for k, _ in keys], [v for _, v in keys], OutboxStatus.PENDING])
-            published = {(t, p) for t, p in cursor.fetchall()}
     hold_until = timezone.now() - timedelta(seconds=settings.OUTBOX_ORDER_HOLD_SECONDS)
     sendable: set[int] = set()
-    for key, key_rows in by_key.items():
+    for key_rows in by_key.values():
         key_rows.sort(key=lambda r: r["aggregate_version"])
-        expected = key_rows[0]["aggregate_version"]
-        ready = key not in needs_predecessor or key in published
+        expected, ready = key_rows[0]["aggregate_version"], key_rows[0]["follows_sent"]
         for row in key_rows:
             if not (ready and row["aggregate_version"] == expected) and row["created_at"] > hold_until:
                 break  # its predecessor is not out yet: hold this and every later version of the key
@@ -201,25 +214,23 @@ def relay_partition(outbox: type[AbstractOutboxMessage], partition: int, *, batc
     """Send one batch of one partition of `outbox` (nothing if another relay holds the partition)."""
     alias = router.db_for_write(outbox)
     report = RelayReport(service=outbox._meta.app_label)
-    ids: list[int] = []
+    ids: list[int] = []  # claimed and in order: published, unless an exception names them failed
     try:
         with transaction.atomic(using=alias):
-            if not _try_lock_partition(alias, outbox, partition):
-                return report
-            rows = list(outbox.objects.using(alias).select_for_update(skip_locked=True)
-                        .filter(status=OutboxStatus.PENDING, partition=partition).order_by("id")
-                        .values(*ROW_FIELDS)[:batch_size])
-            sendable = _in_order(alias, outbox, rows)
+            rows = _claim(alias, outbox, partition, batch_size)
+            sendable = _in_order(rows)
+            ids = [row["id"] for row in sendable]
             report.held = len(rows) - len(sendable)
+            if report.held:
+                _unclaim(alias, outbox, sorted({row["id"] for row in rows} - set(ids)))
             if not sendable:
                 return report
-            ids = [row["id"] for row in sendable]
             publisher.publish(partition, [envelope_of(row) for row in sendable])
-            _mark_sent(alias, outbox, ids)
             report.sent, report.batches = len(ids), 1
-    except Exception as exc:  # the publish failed: count the attempt, the rows stay PENDING (or become DEAD)
+    except Exception as exc:  # the publish (or the commit) failed: the rows are PENDING again; count the attempt
         if not ids:
             raise
+        report.sent, report.batches = 0, 0
         report.failed = len(ids)
         report.dead = _record_failure(alias, outbox, ids, f"{exc.__class__.__name__}: {exc}")
         report.errors.append(f"{exc.__class__.__name__}: {exc}")
@@ -228,9 +239,10 @@ def relay_partition(outbox: type[AbstractOutboxMessage], partition: int, *, batc
     return report
 
 
-def _mark_sent(alias: str, outbox: type[AbstractOutboxMessage], ids: list[int]) -> None:
+def _unclaim(alias: str, outbox: type[AbstractOutboxMessage], ids: list[int]) -> None:
+    """Put rows the order guard holds back to PENDING, as they were before the claim."""
     outbox.objects.using(alias).filter(id__in=ids).update(
-        status=OutboxStatus.SENT, sent_at=timezone.now(), attempts=F("attempts") + 1)
+        status=OutboxStatus.PENDING, sent_at=None, attempts=F("attempts") - 1)
 
 
 def _record_failure(alias: str, outbox: type[AbstractOutboxMessage], ids: list[int], error: str) -> int:
