@@ -18,18 +18,18 @@ framework (never the handler):
 4. otherwise calls the handler, writes the inbox row and advances the position
    in that same transaction, then applies any parked successors in order.
 
-A delivered batch is applied per consumer in one transaction per chunk of
-`INBOX_BATCH_SIZE` events (`consume_batch`): the positions of all its
-aggregates are locked in one statement (in key order), the inbox is checked in
-one query, the handlers run one after another, and the inbox rows and
-positions are written in bulk; one commit for the chunk. The events it may
-apply go to the handler together, in one call for a batch handler. Two cases roll the
-chunk back and apply its events one by one, one transaction each as above, so
-the outcome is the same as event-by-event delivery: a handler's non-transient
-error (the poison is then dead-lettered alone, its aggregate's later events
-parked, the others applied), and a wait longer than
-`INBOX_BATCH_LOCK_TIMEOUT_MS` for another consumer process's locks (or a
-deadlock): the short transactions then wait instead of giving up.
+A delivered batch (a single event too) is applied per consumer in one
+transaction per chunk of `INBOX_BATCH_SIZE` events (`consume_batch`), in two
+statements of the framework's own (after setting its lock timeout): one locks the positions of all the chunk's
+aggregates (in key order) and checks the inbox, the other writes the inbox
+rows and positions and finds parked successors; one commit for the chunk. The
+events it may apply go to the handler together, in one call for a batch
+handler. Two cases roll the chunk back and apply its events one by one, one
+transaction each as above, so the outcome is the same as event-by-event
+delivery: a handler's non-transient error (the poison is then dead-lettered
+alone, its aggregate's later events parked, the others applied), and a wait
+longer than `INBOX_BATCH_LOCK_TIMEOUT_MS` for another consumer process's locks
+(or a deadlock): the short transactions then wait instead of giving up.
 
 Effects are therefore exactly once and in version order per (consumer,
 aggregate), whatever the broker does (duplicates, redeliveries, reordering).
@@ -200,8 +200,6 @@ def consume(sub: Subscription, envelope: Envelope) -> Outcome:
 
 def consume_batch(sub: Subscription, envelopes: list[Envelope]) -> list[Outcome]:
     """Apply one consumer's events of a batch, in order, one transaction per chunk; return their outcomes."""
-    if len(envelopes) == 1:
-        return [consume(sub, envelopes[0])]
     outcomes: list[Outcome] = []
     size = settings.INBOX_BATCH_SIZE
     for start in range(0, len(envelopes), size):
@@ -250,9 +248,8 @@ def _apply_chunk(sub: Subscription, envelopes: list[Envelope],
     with connection.cursor() as cursor:
         # Bounded waits for other consumer processes' locks: a conflict gives up quickly (see _consume_chunk).
         cursor.execute("SELECT set_config('lock_timeout', %s, true)", [f"{settings.INBOX_BATCH_LOCK_TIMEOUT_MS}ms"])
-    positions = _lock_positions(sub, {(e.aggregate_type, e.aggregate_id) for e in envelopes}, tables)
-    seen = {str(message_id) for message_id in tables.inbox.objects.using(alias).filter(
-        consumer=sub.consumer, message_id__in=[e.message_id for e in envelopes]).values_list("message_id", flat=True)}
+    positions, seen = _lock_positions(sub, {(e.aggregate_type, e.aggregate_id) for e in envelopes}, tables,
+                                      seen_among=[e.message_id for e in envelopes])
     outcomes: list[Outcome] = []
     applied: list[Envelope] = []
     for envelope in envelopes:
@@ -274,23 +271,23 @@ def _apply_chunk(sub: Subscription, envelopes: list[Envelope],
         raise
     except Exception as exc:
         raise PoisonInChunk() from exc
-    tables.inbox.objects.using(alias).bulk_create(
-        [tables.inbox(consumer=sub.consumer, message_id=e.message_id, type=e.type) for e in applied])
+    # The inbox rows, the positions and the look-up of parked successors: one statement, one round trip.
     moved = {(e.aggregate_type, e.aggregate_id): positions[(e.aggregate_type, e.aggregate_id)] for e in applied}
-    table = connection.ops.quote_name(tables.position._meta.db_table)
-    parked_table = connection.ops.quote_name(tables.parked._meta.db_table)
     types, ids, versions = [k[0] for k in moved], [k[1] for k in moved], list(moved.values())
+    quote = connection.ops.quote_name
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {table} p SET version = k.version, updated_at = now()"
+            f"WITH inbox_rows AS (INSERT INTO {quote(tables.inbox._meta.db_table)} (consumer, message_id, type,"
+            " processed_at) SELECT %s, k.message_id, k.type, now() FROM unnest(%s::uuid[], %s::text[]) AS"
+            f" k(message_id, type)), moved AS (UPDATE {quote(tables.position._meta.db_table)} p"
+            " SET version = k.version, updated_at = now()"
             " FROM unnest(%s::text[], %s::text[], %s::int[]) AS k(aggregate_type, aggregate_id, version)"
-            " WHERE p.consumer = %s AND p.aggregate_type = k.aggregate_type AND p.aggregate_id = k.aggregate_id",
-            [types, ids, versions, sub.consumer])
-        cursor.execute(
-            f"SELECT DISTINCT p.aggregate_type, p.aggregate_id FROM {parked_table} p"
+            " WHERE p.consumer = %s AND p.aggregate_type = k.aggregate_type AND p.aggregate_id = k.aggregate_id)"
+            f" SELECT DISTINCT p.aggregate_type, p.aggregate_id FROM {quote(tables.parked._meta.db_table)} p"
             " JOIN unnest(%s::text[], %s::text[]) AS k(aggregate_type, aggregate_id)"
             " ON p.aggregate_type = k.aggregate_type AND p.aggregate_id = k.aggregate_id WHERE p.consumer = %s",
-            [types, ids, sub.consumer])
+            [sub.consumer, [e.message_id for e in applied], [e.type for e in applied],
+             types, ids, versions, sub.consumer, types, ids, sub.consumer])
         return outcomes, cursor.fetchall()
 
 
@@ -326,20 +323,38 @@ def _lock_position(sub: Subscription, envelope: Envelope, tables: ConsumerTables
         return cursor.fetchone()[0]
 
 
-def _lock_positions(sub: Subscription, keys: set[tuple[str, str]], tables: ConsumerTables) -> dict[tuple[str, str], int]:
-    """Lock (creating at 0 if new) the consumer's positions of several aggregates in one statement, in key order."""
+def _lock_positions(sub: Subscription, keys: set[tuple[str, str]], tables: ConsumerTables, *,
+                    seen_among: list[str]) -> tuple[dict[tuple[str, str], int], set[str]]:
+    """Lock (creating at 0 if new) the consumer's positions of several aggregates, in key order; return them, and
+    which of `seen_among` the inbox already holds. One statement.
+
+    The inbox is read in the statement's snapshot, taken before any lock wait,
+    but a delivery it could miss committed its position in the same
+    transaction, and the locked position rows are read as they are after the
+    wait: the position check catches it.
+    """
     ordered = sorted(keys)  # one lock order for every process: two chunks never wait on each other in a circle
     connection = transaction.get_connection(sub.app_label)
-    table = connection.ops.quote_name(tables.position._meta.db_table)
+    quote = connection.ops.quote_name
     with connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {table} (consumer, aggregate_type, aggregate_id, version, updated_at)"
+            f"WITH locked AS (INSERT INTO {quote(tables.position._meta.db_table)}"
+            " (consumer, aggregate_type, aggregate_id, version, updated_at)"
             " SELECT %s, k.aggregate_type, k.aggregate_id, 0, now()"
             " FROM unnest(%s::text[], %s::text[]) WITH ORDINALITY AS k(aggregate_type, aggregate_id, n) ORDER BY k.n"
             " ON CONFLICT (consumer, aggregate_type, aggregate_id) DO UPDATE SET consumer = EXCLUDED.consumer"
-            " RETURNING aggregate_type, aggregate_id, version",
-            [sub.consumer, [k[0] for k in ordered], [k[1] for k in ordered]])
-        return {(aggregate_type, aggregate_id): version for aggregate_type, aggregate_id, version in cursor.fetchall()}
+            " RETURNING aggregate_type, aggregate_id, version)"
+            " SELECT aggregate_type, aggregate_id, version FROM locked UNION ALL"
+            f" SELECT NULL, message_id::text, NULL FROM {quote(tables.inbox._meta.db_table)}"
+            " WHERE consumer = %s AND message_id = ANY(%s::uuid[])",
+            [sub.consumer, [k[0] for k in ordered], [k[1] for k in ordered], sub.consumer, seen_among])
+        positions, seen = {}, set()
+        for aggregate_type, aggregate_id, version in cursor.fetchall():
+            if aggregate_type is None:
+                seen.add(aggregate_id)
+            else:
+                positions[(aggregate_type, aggregate_id)] = version
+        return positions, seen
 
 
 def _apply_or_park(sub: Subscription, envelope: Envelope, tables: ConsumerTables, *,
