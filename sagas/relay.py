@@ -126,6 +126,7 @@ class RelayReport:
     dead: int = 0
     batches: int = 0
     deferred: int = 0
+    full: int = 0  # batches that reached the batch size: more rows may be waiting behind them
     errors: list[str] = dataclasses.field(default_factory=list)
 
     def add(self, other: RelayReport) -> None:
@@ -135,6 +136,7 @@ class RelayReport:
         self.dead += other.dead
         self.batches += other.batches
         self.deferred += other.deferred
+        self.full += other.full
         self.errors.extend(other.errors)
 
 
@@ -199,13 +201,13 @@ def _in_order(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     sendable: set[int] = set()
     for key_rows in by_key.values():
         key_rows.sort(key=lambda r: r["aggregate_version"])
-        expected, ready = key_rows[0]["aggregate_version"], key_rows[0]["follows_sent"]
+        expected = None  # the version that directly follows the last row leaving in this batch
         for row in key_rows:
-            if not (ready and row["aggregate_version"] == expected) and row["created_at"] > hold_until:
+            follows = row["follows_sent"] or row["aggregate_version"] == expected
+            if not follows and row["created_at"] > hold_until:
                 break  # its predecessor is not out yet: hold this and every later version of the key
             sendable.add(row["id"])
             expected = row["aggregate_version"] + 1
-            ready = True
     return [row for row in rows if row["id"] in sendable]
 
 
@@ -218,6 +220,7 @@ def relay_partition(outbox: type[AbstractOutboxMessage], partition: int, *, batc
     try:
         with transaction.atomic(using=alias):
             rows = _claim(alias, outbox, partition, batch_size)
+            report.full = int(len(rows) == batch_size)
             sendable = _in_order(rows)
             ids = [row["id"] for row in sendable]
             report.held = len(rows) - len(sendable)
@@ -255,7 +258,7 @@ def _record_failure(alias: str, outbox: type[AbstractOutboxMessage], ids: list[i
 def relay_outbox(outbox: type[AbstractOutboxMessage], *, batch_size: int | None = None,
                  publisher: Publisher | None = None, max_seconds: float | None = None,
                  max_waiting: int = 0) -> RelayReport:
-    """Drain `outbox`: pass over its pending partitions until a pass sends nothing (or the time is up).
+    """Drain `outbox`: pass over its pending partitions, again while batches come back full (or until the time is up).
 
     `max_waiting` > 0 applies back-pressure: see the module's docstring.
     """
@@ -279,7 +282,9 @@ def relay_outbox(outbox: type[AbstractOutboxMessage], *, batch_size: int | None 
         report.add(progress)
         report.held = held  # rows still held after the last pass, not a sum over passes
         report.deferred = deferred  # partitions still deferred after the last pass
-        if progress.sent == 0 or progress.failed or (deadline is not None and time.monotonic() > deadline):
+        # Another pass only behind a full batch: a row committed since this one began sends its own kick.
+        if not (progress.sent and progress.full) or progress.failed or (
+                deadline is not None and time.monotonic() > deadline):
             return report
 
 
