@@ -46,9 +46,9 @@ from leaderboard.models import (
     Standing,
     TournamentView,
 )
-from leaderboard.projections import leaderboard_rebuild, standings_apply
+from leaderboard.projections import leaderboard_rebuild, standings_apply_many
 from leaderboard.selectors import leaderboard_get
-from sagas.inbox import deliver
+from sagas.inbox import deliver_batch
 from sagas.messages import Envelope
 from sagas.outbox import OutboxStatus
 from sagas.partitions import partition_for
@@ -57,7 +57,7 @@ from scores.ledger import SNAPSHOT_SCHEMA, ledger_load, stream_key
 from scores.messages import LedgerOpened, PointsAwarded
 from scores.models import LedgerEvent, LedgerSnapshot, ScoredMatch
 from scores.models import OutboxMessage as ScoresOutbox
-from scores.services import ledger_score_match
+from scores.services import ledger_score_matches
 from tournament.messages import MatchRecorded, TournamentActivated, TournamentCreated
 from tournament.models import Match, Participant, Tournament, TournamentStatus
 from tournament.models import OutboxMessage as TournamentOutbox
@@ -319,53 +319,45 @@ class Command(BaseCommand):
     # 5. CONSUMER COST -----------------------------------------------------------------------------------------
 
     def consumer_costs(self, tournament_id: str, players: list[str], results: int = 150) -> None:
-        """Time the work one result causes downstream, in this process: the domain consumers alone, then the same
-        through the messaging framework (inbox, per-aggregate position, parking); the difference is its overhead."""
+        """Time the work one result causes downstream, in this process, in runs of 1, 10 and 50 results as the
+        consumers get them: the domain consumers alone (`ledger_score_matches`, `standings_apply_many`), then the
+        same through the messaging framework's `deliver_batch` (inbox, per-aggregate positions, parking)."""
         settings.OUTBOX_RELAY_QUEUE = f"{BENCH_PREFIX}.relay"  # kicks wait there until the bench's relay starts
 
-        def batch() -> tuple[list[Envelope], Callable[[Envelope], list[Envelope]]]:
+        def recorded() -> list[Envelope]:
             first = TournamentOutbox.objects.order_by("-id").values_list("id", flat=True).first() or 0
             for _ in range(results):
                 a, b = self.rng.sample(players, 2)
                 match_record(tournament_id=tournament_id, player_a=a, player_b=b, score_a=self.rng.randint(0, 5),
                              score_b=self.rng.randint(0, 5))
-            rows = TournamentOutbox.objects.filter(id__gt=first, type=MatchRecorded.TYPE).values(*ROW_FIELDS)
-            envelopes = [Envelope.from_dict(envelope_of(row)) for row in rows]
+            rows = TournamentOutbox.objects.filter(id__gt=first, type=MatchRecorded.TYPE).order_by("id")
+            return [Envelope.from_dict(envelope_of(row)) for row in rows.values(*ROW_FIELDS)]
 
-            def caused_by(envelope: Envelope) -> list[Envelope]:
-                rows = ScoresOutbox.objects.filter(causation_id=envelope.message_id).order_by("id").values(*ROW_FIELDS)
-                return [Envelope.from_dict(envelope_of(row)) for row in rows]
-            return envelopes, caused_by
+        def caused_by(envelopes: list[Envelope]) -> list[Envelope]:
+            rows = ScoresOutbox.objects.filter(causation_id__in=[e.message_id for e in envelopes]).order_by("id")
+            return [Envelope.from_dict(envelope_of(row)) for row in rows.values(*ROW_FIELDS)]
 
-        def settle(envelopes: list[Envelope]) -> None:
-            # Delivered through the framework already: the relay need not send them (they would be repeats).
-            TournamentOutbox.objects.filter(message_id__in=[e.message_id for e in envelopes]).update(
-                status=OutboxStatus.SENT, sent_at=timezone.now())
-            ScoresOutbox.objects.filter(causation_id__in=[e.message_id for e in envelopes]).update(
-                status=OutboxStatus.SENT, sent_at=timezone.now())
+        def per_result_ms(size: int, score: Callable[[list[Envelope]], object],
+                          board: Callable[[list[Envelope], list[Envelope]], object]) -> float:
+            envelopes, elapsed = recorded(), 0.0
+            for start in range(0, len(envelopes), size):
+                run = envelopes[start:start + size]
+                elapsed += timed_ms(lambda: score(run))
+                points = caused_by(run)
+                elapsed += timed_ms(lambda: board(run, points))
+            # Applied here already: the relay need not send them (the consumers would drop them as repeats).
+            for outbox, column in ((TournamentOutbox, "message_id"), (ScoresOutbox, "causation_id")):
+                outbox.objects.filter(**{f"{column}__in": [e.message_id for e in envelopes]}).update(
+                    status=OutboxStatus.SENT, sent_at=timezone.now())
+            return elapsed / len(envelopes)
 
-        # Through the framework first: it records positions and inbox rows, so these need no relay.
-        envelopes, caused_by = batch()
-        framework_ms = []
-        for envelope in envelopes:
-            framework_ms.append(timed_ms(lambda: deliver(envelope.to_dict())))
-            points = caused_by(envelope)
-            framework_ms[-1] += timed_ms(lambda: [deliver(e.to_dict()) for e in points])
-        settle(envelopes)
-        # Then the domain functions alone; the relay delivers these later, and the consumers drop them as repeats,
-        # which keeps the framework's positions in step.
-        envelopes, caused_by = batch()
-        scores_ms, board_ms = [], []
-        for envelope in envelopes:
-            scores_ms.append(timed_ms(lambda: ledger_score_match(envelope=envelope)))
-            points = caused_by(envelope)
-            board_ms.append(timed_ms(lambda: [standings_apply(envelope=e) for e in [envelope, *points]]))
-        domain = [a + b for a, b in zip(scores_ms, board_ms, strict=True)]
-        self.say(f"consumer cost per result, Score Engine (ledger_score_match):          {figures(scores_ms)}")
-        self.say(f"consumer cost per result, leaderboard (3 events: result, 2 x points): {figures(board_ms)}")
-        self.say(f"consumer cost per result, both through the framework's deliver():     {figures(framework_ms)}")
-        self.say(f"  framework overhead per result ~{percentile(framework_ms, 50) - percentile(domain, 50):.1f} ms "
-                 f"(p50); at p50 one process sustains ~{1000 / percentile(framework_ms, 50):.0f} results/s")
+        for size in (1, 10, 50):
+            domain = per_result_ms(size, lambda run: ledger_score_matches(envelopes=run),
+                                   lambda run, points: standings_apply_many(envelopes=run + points))
+            framework = per_result_ms(size, lambda run: deliver_batch([e.to_dict() for e in run]),
+                                      lambda run, points: deliver_batch([e.to_dict() for e in points]))
+            self.say(f"consumer cost per result in runs of {size:>2}: domain alone {domain:5.2f} ms, through the "
+                     f"framework {framework:5.2f} ms (one process: ~{1000 / framework:,.0f} results/s)")
 
     # 6. STREAMING LAG ------------------------------------------------------------------------------------------
 
