@@ -256,7 +256,10 @@ def _locked(model: type, rows: list) -> list:
 
 def events_record(envelopes: list[Envelope]) -> list[Envelope]:
     """Store the events in the read model's log, in order; return those that were not there yet (not duplicates)."""
-    fresh = list({envelope.message_id: envelope for envelope in reversed(envelopes)}.values())[::-1]
+    first: dict[str, Envelope] = {}
+    for envelope in envelopes:
+        first.setdefault(envelope.message_id, envelope)
+    fresh = list(first.values())
     if not fresh:
         return []
     columns = {"message_id": "uuid", "type": "varchar", "schema_version": "smallint", "aggregate_type": "varchar",

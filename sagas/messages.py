@@ -87,7 +87,7 @@ class Envelope:
         if version < 1 or not isinstance(data["payload"], dict):
             raise EnvelopeError("aggregate_version must be >= 1 and payload an object")
         return cls(
-            message_id=str(data["message_id"]), type=str(data["type"]), schema_version=schema_version,
+            message_id=str(uuid.UUID(str(data["message_id"]))), type=str(data["type"]), schema_version=schema_version,
             aggregate_type=str(data["aggregate_type"]), aggregate_id=str(data["aggregate_id"]),
             aggregate_version=version, correlation_id=str(data["correlation_id"]),
             causation_id=str(data["causation_id"]), occurred_at=str(data["occurred_at"]), payload=data["payload"],

@@ -98,7 +98,7 @@ class CeleryPublisher:
         with current_app.producer_or_acquire() as producer:  # pooled: a fresh connection per check cost more
             channel = producer.channel                       # than the relay's own work
             if getattr(channel, "client", None) is None:
-                return {partition: self._declared_size(channel, partition) for partition in partitions}
+                return {partition: self._declared_size(partition) for partition in partitions}
             # Redis: kombu keeps a queue as one list per priority level; one pipeline counts every partition's.
             steps = channel.priority_steps
             with channel.conn_or_acquire() as client, client.pipeline(transaction=False) as pipe:
@@ -108,11 +108,14 @@ class CeleryPublisher:
                 sizes = pipe.execute()
         return {partition: sum(sizes[i * len(steps):(i + 1) * len(steps)]) for i, partition in enumerate(partitions)}
 
-    def _declared_size(self, channel: Any, partition: int) -> int:
-        try:
-            return channel.queue_declare(queue=self.queue(partition), passive=True).message_count
-        except ChannelError:  # the broker has no such queue (yet): nothing waits
-            return 0
+    def _declared_size(self, partition: int) -> int:
+        # A connection of its own: on AMQP a passive declare of a missing queue closes the channel.
+        with current_app.connection_for_write() as connection:
+            try:
+                return connection.default_channel.queue_declare(queue=self.queue(partition),
+                                                                passive=True).message_count
+            except ChannelError:  # the broker has no such queue (yet): nothing waits
+                return 0
 
 
 @dataclasses.dataclass
@@ -126,7 +129,6 @@ class RelayReport:
     dead: int = 0
     batches: int = 0
     deferred: int = 0
-    full: int = 0  # batches that reached the batch size: more rows may be waiting behind them
     errors: list[str] = dataclasses.field(default_factory=list)
 
     def add(self, other: RelayReport) -> None:
@@ -136,7 +138,6 @@ class RelayReport:
         self.dead += other.dead
         self.batches += other.batches
         self.deferred += other.deferred
-        self.full += other.full
         self.errors.extend(other.errors)
 
 
@@ -220,7 +221,6 @@ def relay_partition(outbox: type[AbstractOutboxMessage], partition: int, *, batc
     try:
         with transaction.atomic(using=alias):
             rows = _claim(alias, outbox, partition, batch_size)
-            report.full = int(len(rows) == batch_size)
             sendable = _in_order(rows)
             ids = [row["id"] for row in sendable]
             report.held = len(rows) - len(sendable)
@@ -258,7 +258,10 @@ def _record_failure(alias: str, outbox: type[AbstractOutboxMessage], ids: list[i
 def relay_outbox(outbox: type[AbstractOutboxMessage], *, batch_size: int | None = None,
                  publisher: Publisher | None = None, max_seconds: float | None = None,
                  max_waiting: int = 0) -> RelayReport:
-    """Drain `outbox`: pass over its pending partitions, again while batches come back full (or until the time is up).
+    """Drain `outbox`: pass over its pending partitions until a pass sends nothing (or the time is up).
+
+    Another pass after one that sent is what picks up a row committed while this relay held its partition
+    (another relay's try-lock skipped it).
 
     `max_waiting` > 0 applies back-pressure: see the module's docstring.
     """
@@ -282,9 +285,7 @@ def relay_outbox(outbox: type[AbstractOutboxMessage], *, batch_size: int | None 
         report.add(progress)
         report.held = held  # rows still held after the last pass, not a sum over passes
         report.deferred = deferred  # partitions still deferred after the last pass
-        # Another pass only behind a full batch: a row committed since this one began sends its own kick.
-        if not (progress.sent and progress.full) or progress.failed or (
-                deadline is not None and time.monotonic() > deadline):
+        if progress.sent == 0 or progress.failed or (deadline is not None and time.monotonic() > deadline):
             return report
 
 

@@ -33,12 +33,14 @@ def relay_outbox(service: str | None = None) -> int:
     Clears the kick flags first (see `sagas.outbox`): commits from now on kick
     again. Partitions whose consumer is behind are deferred (back-pressure, see
     `sagas.relay`); one later pass is then scheduled to send their rows together.
+    So is one when the order guard held rows: their predecessor may have
+    committed just before the claim's snapshot yet after the pass began.
     """
     services = [service] if service else [model._meta.app_label for model in outbox_models()]
     with current_app.producer_or_acquire() as producer:
         kick_flag_clear(producer.channel, services)
     reports = relay.relay_services(services, max_seconds=30, max_waiting=settings.OUTBOX_MAX_WAITING_BATCHES)
-    if any(report.deferred for report in reports):
+    if any(report.deferred or report.held for report in reports):
         _schedule_deferred_pass(service)
     return sum(report.sent for report in reports)
 

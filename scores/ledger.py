@@ -233,9 +233,9 @@ def ledger_append_many(*, appends: list[tuple[LedgerState, list[Change]]]) -> li
     caller's transaction on the `scores` alias. All or nothing: if any stream
     moved on past its `state`, VersionConflict and none is appended. The insert
     skips a conflicting version (`ON CONFLICT DO NOTHING`, waiting for a
-    concurrent writer of it to commit or roll back) instead of raising, so the
-    transaction stays usable without a savepoint and the caller can reload and
-    retry. The streams must be distinct.
+    concurrent writer of it to commit or roll back) inside a savepoint that a
+    conflict rolls back, so the caller's transaction stays usable and the caller
+    can reload and retry. The streams must be distinct.
     """
     now = timezone.now()
     rows: list[tuple[LedgerState, Change]] = []  # each event with the stream's state after it
@@ -255,7 +255,10 @@ def ledger_append_many(*, appends: list[tuple[LedgerState, list[Change]]]) -> li
     # Stream order: concurrent writers wait for each other's versions in one order, never in a circle.
     rows.sort(key=lambda row: (row[0].tournament_id, row[0].player_id, row[0].version))
     table = LedgerEvent._meta.db_table
-    with transaction.get_connection(ALIAS).cursor() as cursor:
+    # A savepoint: on a conflict, rolling back to it releases the rows this attempt did insert at once;
+    # deleted ones would stay locked to the transaction's end, and a concurrent writer waiting on them
+    # while this one retries on its rows would be a deadlock.
+    with transaction.atomic(using=ALIAS), transaction.get_connection(ALIAS).cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {table} (tournament_id, player_id, version, type, schema_version, payload, causation_id,"
             " recorded_at) SELECT * FROM unnest(%s::uuid[], %s::varchar[], %s::int[], %s::varchar[], %s::smallint[],"
@@ -266,9 +269,7 @@ def ledger_append_many(*, appends: list[tuple[LedgerState, list[Change]]]) -> li
              [change.event.SCHEMA_VERSION for _, change in rows],
              [json.dumps(change.event.to_payload()) for _, change in rows],
              [change.causation_id for _, change in rows], [now] * len(rows)])
-        inserted = [row_id for row_id, in cursor.fetchall()]
-        if len(inserted) < len(rows):
-            cursor.execute(f"DELETE FROM {table} WHERE id = ANY(%s)", [inserted])  # all or nothing
+        if len(cursor.fetchall()) < len(rows):
             streams = ", ".join(f"{state.tournament_id}/{state.player_id} v{state.version}" for state, _ in rows)
             raise VersionConflict(f"ledger already has one of: {streams}")
     publish_many([Publication(change.event, stream_key(state.tournament_id, state.player_id), state.version,

@@ -138,7 +138,9 @@ def ledger_score_matches(*, envelopes: list[Envelope]) -> int:
 
     Win 3, draw 1, loss 0; a correction revokes the points the match gave and
     awards the new ones. Called at least once, in any order: idempotent per
-    (match, version), with the same outcome as scoring the events one by one.
+    (match, version), with the same outcome as scoring the events one by one
+    when it succeeds; one event that cannot be scored (LedgerNotOpen) fails the
+    whole run, which the messaging framework then applies event by event.
     Statements do not grow with the number of events: the matches are locked
     in one, the streams loaded in two, events, outbox rows and snapshots
     written in one each.

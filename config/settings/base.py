@@ -217,8 +217,9 @@ INBOX_GAP_DEADLINE_SECONDS = env_int("INBOX_GAP_DEADLINE_SECONDS", 30)
 INBOX_GAP_CHECKS = env_int("INBOX_GAP_CHECKS", 5)
 # A delivered batch is applied per consumer in transactions of at most this many events; a chunk that waits
 # longer than the lock timeout for another consumer process's locks is redone event by event. The consumers
-# take their locks in key order, so a wait is another chunk's commit (milliseconds), not a deadlock; one that
-# lasts (a rebuild, an operator's transaction) sends the chunk to the short transactions, which wait.
+# take their locks in key order, so a wait is usually another chunk's commit (milliseconds); one that lasts
+# (a rebuild, an operator's transaction) or a deadlock PostgreSQL detects sends the chunk to the short
+# transactions, which wait.
 INBOX_BATCH_SIZE = env_int("INBOX_BATCH_SIZE", 100)
 INBOX_BATCH_LOCK_TIMEOUT_MS = env_int("INBOX_BATCH_LOCK_TIMEOUT_MS", 2000)
 CELERY_BEAT_SCHEDULE.update({
