@@ -6,8 +6,11 @@ import pytest
 from django.db import connections
 from django.utils import timezone
 
+from sagas.inbox import deliver_batch
 from sagas.messages import Envelope
+from scores.handlers import MATCH_RESULTS_CONSUMER
 from scores.ledger import ledger_events, ledger_load
+from scores.models import DeadLetter
 from scores.services import LedgerNotOpen, ledger_score_match
 from tests.factories import tournament_given
 
@@ -102,3 +105,20 @@ def test_concurrent_results_of_one_player_conflict_on_the_stream_version_and_ret
     assert (ann.points, ann.version) == (3 * len(opponents), 1 + len(opponents))
     assert [event.version for event in ledger_events(tournament_id=tournament_id, player_id="ann")] == list(
         range(1, len(opponents) + 2))
+
+
+@pytest.mark.django_db(databases=DATABASES)
+def test_a_batch_with_an_unscorable_result_dead_letters_it_alone_and_scores_the_others():
+    tournament_id = tournament_given(players=["ann", "bob"])
+    good = [match_event(tournament_id, str(uuid.uuid4()), 1, 2, 0) for _ in range(2)]
+    stranger = match_event(tournament_id, str(uuid.uuid4()), 1, 1, 0, player_b="zed")  # zed has no ledger
+
+    # when the consumer gets the three in one batch, the stranger in the middle
+    counts = deliver_batch([good[0].to_dict(), stranger.to_dict(), good[1].to_dict()],
+                           only_consumer=MATCH_RESULTS_CONSUMER)
+
+    # then the batch handler's failure made the framework apply them one by one: two scored, one dead
+    assert counts == {"applied": 2, "dead": 1}
+    assert points(tournament_id, "ann", "bob") == {"ann": 6, "bob": 0}
+    dead = DeadLetter.objects.get(consumer=MATCH_RESULTS_CONSUMER, message_id=stranger.message_id)
+    assert "LedgerNotOpen" in dead.error and "zed" in dead.error
