@@ -217,17 +217,17 @@ def relay_partition(outbox: type[AbstractOutboxMessage], partition: int, *, batc
     """Send one batch of one partition of `outbox` (nothing if another relay holds the partition)."""
     alias = router.db_for_write(outbox)
     report = RelayReport(service=outbox._meta.app_label)
-    ids: list[int] = []  # claimed and in order: published, unless an exception names them failed
+    ids: list[int] = []  # the rows handed to the publisher
     try:
         with transaction.atomic(using=alias):
             rows = _claim(alias, outbox, partition, batch_size)
             sendable = _in_order(rows)
-            ids = [row["id"] for row in sendable]
             report.held = len(rows) - len(sendable)
             if report.held:
-                _unclaim(alias, outbox, sorted({row["id"] for row in rows} - set(ids)))
+                _unclaim(alias, outbox, sorted({row["id"] for row in rows} - {row["id"] for row in sendable}))
             if not sendable:
                 return report
+            ids = [row["id"] for row in sendable]
             publisher.publish(partition, [envelope_of(row) for row in sendable])
             report.sent, report.batches = len(ids), 1
     except Exception as exc:  # the publish (or the commit) failed: the rows are PENDING again; count the attempt
