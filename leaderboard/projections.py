@@ -273,7 +273,8 @@ def events_record(envelopes: list[Envelope]) -> list[Envelope]:
             f"INSERT INTO {ConsumedEvent._meta.db_table} ({', '.join(columns)}, applied_at)"
             f" SELECT {', '.join(f'k.{name}' for name in columns)}, %s FROM unnest("
             + ", ".join(f"%s::{cast}[]" for cast in columns.values())
-            + f") WITH ORDINALITY AS k({', '.join(columns)}, n) ORDER BY k.n ON CONFLICT DO NOTHING RETURNING message_id",
+            + f") WITH ORDINALITY AS k({', '.join(columns)}, n) ORDER BY k.n"
+            " ON CONFLICT DO NOTHING RETURNING message_id",
             [timezone.now(), *values])
         recorded = {str(message_id) for message_id, in cursor.fetchall()}
     return [envelope for envelope in fresh if envelope.message_id in recorded]

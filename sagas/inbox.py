@@ -20,15 +20,16 @@ framework (never the handler):
 
 A delivered batch (a single event too) is applied per consumer in one
 transaction per chunk of `INBOX_BATCH_SIZE` events (`consume_batch`), in two
-statements of the framework's own (after setting its lock timeout): one locks the positions of all the chunk's
-aggregates (in key order) and checks the inbox, the other writes the inbox
-rows and positions and finds parked successors; one commit for the chunk. The
-events it may apply go to the handler together, in one call for a batch
-handler. Two cases roll the chunk back and apply its events one by one, one
-transaction each as above, so the outcome is the same as event-by-event
-delivery: a handler's non-transient error (the poison is then dead-lettered
-alone, its aggregate's later events parked, the others applied), and a wait
-longer than `INBOX_BATCH_LOCK_TIMEOUT_MS` for another consumer process's locks
+statements of the framework's own after setting its lock timeout: one locks
+the positions of all the chunk's aggregates (in key order) and checks the
+inbox, the other writes the inbox rows and positions and finds parked
+successors; one commit for the chunk. The events it may apply go to the
+handler together, in one call for a batch handler. Two cases roll the chunk
+back and apply its events one by one, one transaction each as above, so the
+outcome is the same as event-by-event delivery: a handler's non-transient
+error (the poison is then dead-lettered alone, its aggregate's later events
+parked, the others applied), and a wait longer than
+`INBOX_BATCH_LOCK_TIMEOUT_MS` for another consumer process's locks
 (or a deadlock): the short transactions then wait instead of giving up.
 
 Effects are therefore exactly once and in version order per (consumer,
