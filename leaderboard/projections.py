@@ -32,7 +32,7 @@ from typing import Protocol
 from django.db import connections, transaction
 from django.utils import timezone
 
-from config.bulk_sql import update_rows
+from config.raw_sql import update_rows
 from leaderboard.models import ConsumedEvent, MatchView, Standing, TournamentView
 from sagas.messages import Envelope
 from scores.messages import LedgerClosed, LedgerOpened, PointsAwarded, PointsRevoked
@@ -294,11 +294,6 @@ def standings_apply_many(*, envelopes: list[Envelope]) -> int:
             PROJECTORS[envelope.type](store, envelope)
         store.flush()
     return len(fresh)
-
-
-def standings_apply(*, envelope: Envelope) -> bool:
-    """Record one event and project it (see `standings_apply_many`); return False for a duplicate."""
-    return standings_apply_many(envelopes=[envelope]) == 1
 
 
 def envelope_from_log(event: ConsumedEvent) -> Envelope:

@@ -44,7 +44,6 @@ they become DEAD (requeued from the admin).
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import random
 import select
@@ -63,6 +62,7 @@ from django.db.models import F
 from django.utils import timezone
 from kombu.exceptions import ChannelError
 
+from config.raw_sql import json_value
 from sagas.inbox import DELIVER_TASK
 from sagas.messaging_models import AbstractOutboxMessage, OutboxStatus
 from sagas.partitions import partition_queue
@@ -188,8 +188,7 @@ def _claim(alias: str, outbox: type[AbstractOutboxMessage], partition: int, batc
         names = [column.name for column in cursor.description]
         rows = [dict(zip(names, values, strict=True)) for values in cursor.fetchall()]
     for row in rows:
-        if isinstance(row["payload"], str):  # Django's psycopg 3 setup hands raw cursors jsonb as text
-            row["payload"] = json.loads(row["payload"])
+        row["payload"] = json_value(row["payload"])
     return sorted(rows, key=lambda row: row["id"])
 
 

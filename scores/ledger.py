@@ -25,6 +25,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from config.raw_sql import json_value
 from sagas.messages import Event
 from sagas.outbox import Publication, publish_many
 from scores.messages import (
@@ -194,7 +195,7 @@ def ledger_load_many(streams: Iterable[tuple[str, str]]) -> dict[tuple[str, str]
             " WHERE s.schema = %s ORDER BY s.tournament_id, s.player_id, s.version DESC",
             [tournaments, players, SNAPSHOT_SCHEMA])
         for (state,) in cursor.fetchall():
-            snapshot = LedgerState(**_json(state))
+            snapshot = LedgerState(**json_value(state))
             states[(snapshot.tournament_id, snapshot.player_id)] = snapshot
         cursor.execute(
             f"SELECT e.tournament_id, e.player_id, e.version, e.type, e.schema_version, e.payload, e.recorded_at"
@@ -205,16 +206,11 @@ def ledger_load_many(streams: Iterable[tuple[str, str]]) -> dict[tuple[str, str]
             [tournaments, players, [states[key].version for key in keys]])
         tails: dict[tuple[str, str], list[StoredEvent]] = defaultdict(list)
         for tournament_id, player_id, version, event_type, schema_version, payload, recorded_at in cursor.fetchall():
-            schema_version, payload = upcast(event_type, schema_version, _json(payload))
+            schema_version, payload = upcast(event_type, schema_version, json_value(payload))
             tails[(str(tournament_id), player_id)].append(StoredEvent(
                 version=version, type=event_type, schema_version=schema_version, payload=payload,
                 recorded_at=recorded_at))
     return {key: ledger_fold(state, tails.get(key, ())) for key, state in states.items()}
-
-
-def _json(value: Any) -> Any:
-    # Django's psycopg 3 setup hands raw cursors jsonb as text (JSONField decodes it itself).
-    return json.loads(value) if isinstance(value, str) else value
 
 
 def ledger_append(*, state: LedgerState, event: Event, causation_id: str = "", correlation_id: str = "") -> LedgerState:

@@ -18,7 +18,7 @@ from collections import defaultdict
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from config.bulk_sql import update_rows
+from config.raw_sql import update_rows
 from sagas.messages import Envelope, Event
 from sagas.participant import StepRefused
 from scores.ledger import (
@@ -75,13 +75,16 @@ class Scoring:
     """What one match event changes on one player's stream: the points to revoke (if scored before), to award."""
 
     envelope: Envelope
-    tournament_id: str
     player_id: str
     revoke: int | None
     award: int
 
+    @property
+    def stream(self) -> tuple[str, str]:
+        return self.envelope.payload["tournament_id"], self.player_id
+
     def changes(self) -> list[Change]:
-        common = {"tournament_id": self.tournament_id, "player_id": self.player_id,
+        common = {"tournament_id": self.envelope.payload["tournament_id"], "player_id": self.player_id,
                   "match_id": self.envelope.payload["match_id"]}
         events: list[Event] = []
         if self.revoke is not None:
@@ -101,7 +104,7 @@ def _scorings(envelopes: list[Envelope], matches: dict[str, ScoredMatch]) -> lis
         old_points = {match.player_a: match.points_a, match.player_b: match.points_b} if match.version else {}
         new_points = {payload["player_a"]: match_points(payload["score_a"], payload["score_b"]),
                       payload["player_b"]: match_points(payload["score_b"], payload["score_a"])}
-        scorings += [Scoring(envelope, payload["tournament_id"], player_id, old_points.get(player_id), points)
+        scorings += [Scoring(envelope, player_id, old_points.get(player_id), points)
                      for player_id, points in new_points.items()]
         match.version = envelope.aggregate_version
         match.player_a, match.player_b = payload["player_a"], payload["player_b"]
@@ -117,7 +120,7 @@ def _append_scorings(scorings: list[Scoring]) -> None:
     """
     runs: dict[tuple[str, str], list[Change]] = defaultdict(list)
     for scoring in scorings:
-        runs[(scoring.tournament_id, scoring.player_id)].extend(scoring.changes())
+        runs[scoring.stream].extend(scoring.changes())
     for _ in range(APPEND_ATTEMPTS):
         states = ledger_load_many(runs)
         closed = [f"{key[0]}/{key[1]} is {state.status}" for key, state in states.items()
@@ -158,11 +161,6 @@ def ledger_score_matches(*, envelopes: list[Envelope]) -> int:
     update_rows([matches[match_id] for match_id in changed],
                 ["version", "player_a", "player_b", "points_a", "points_b", "updated_at"], using=ALIAS)
     return len({scoring.envelope.message_id for scoring in scorings})
-
-
-def ledger_score_match(*, envelope: Envelope) -> bool:
-    """Score one match event (see `ledger_score_matches`); return False when it changed nothing."""
-    return ledger_score_matches(envelopes=[envelope]) == 1
 
 
 class PlayerExists(Exception):

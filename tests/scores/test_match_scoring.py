@@ -11,7 +11,7 @@ from sagas.messages import Envelope
 from scores.handlers import MATCH_RESULTS_CONSUMER
 from scores.ledger import ledger_events, ledger_load
 from scores.models import DeadLetter
-from scores.services import LedgerNotOpen, ledger_score_match
+from scores.services import LedgerNotOpen, ledger_score_matches
 from tests.factories import tournament_given
 
 DATABASES = ["tournament", "scores"]
@@ -35,8 +35,8 @@ def points(tournament_id: str, *players: str) -> dict[str, int]:
 def test_a_win_gives_three_points_a_draw_one_and_a_loss_none():
     tournament_id = tournament_given(players=["ann", "bob", "cat"])
 
-    ledger_score_match(envelope=match_event(tournament_id, str(uuid.uuid4()), 1, 2, 0))
-    ledger_score_match(envelope=match_event(tournament_id, str(uuid.uuid4()), 1, 1, 1, player_b="cat"))
+    ledger_score_matches(envelopes=[match_event(tournament_id, str(uuid.uuid4()), 1, 2, 0)])
+    ledger_score_matches(envelopes=[match_event(tournament_id, str(uuid.uuid4()), 1, 1, 1, player_b="cat")])
 
     assert points(tournament_id, "ann", "bob", "cat") == {"ann": 4, "bob": 0, "cat": 1}
     reasons = [event.payload["reason"] for event in ledger_events(tournament_id=tournament_id, player_id="ann")[1:]]
@@ -46,9 +46,9 @@ def test_a_win_gives_three_points_a_draw_one_and_a_loss_none():
 @pytest.mark.django_db(databases=DATABASES)
 def test_a_correction_revokes_the_old_points_and_awards_the_new():
     tournament_id, match_id = tournament_given(players=["ann", "bob"]), str(uuid.uuid4())
-    ledger_score_match(envelope=match_event(tournament_id, match_id, 1, 2, 0))
+    ledger_score_matches(envelopes=[match_event(tournament_id, match_id, 1, 2, 0)])
 
-    ledger_score_match(envelope=match_event(tournament_id, match_id, 2, 0, 2))
+    ledger_score_matches(envelopes=[match_event(tournament_id, match_id, 2, 0, 2)])
 
     assert points(tournament_id, "ann", "bob") == {"ann": 0, "bob": 3}
     ann = [(event.type, event.payload["points"]) for event in ledger_events(tournament_id=tournament_id,
@@ -61,9 +61,9 @@ def test_a_repeated_or_older_version_of_a_match_changes_nothing():
     tournament_id, match_id = tournament_given(players=["ann", "bob"]), str(uuid.uuid4())
     recorded, corrected = match_event(tournament_id, match_id, 1, 2, 0), match_event(tournament_id, match_id, 2, 1, 1)
 
-    applied = [ledger_score_match(envelope=envelope) for envelope in (corrected, recorded, corrected, recorded)]
+    applied = [ledger_score_matches(envelopes=[envelope]) for envelope in (corrected, recorded, corrected, recorded)]
 
-    assert applied == [True, False, False, False]
+    assert applied == [1, 0, 0, 0]
     assert points(tournament_id, "ann", "bob") == {"ann": 1, "bob": 1}
     assert ledger_load(tournament_id=tournament_id, player_id="ann").version == 2
 
@@ -73,7 +73,7 @@ def test_points_for_a_player_without_an_open_ledger_are_refused_and_nothing_is_w
     tournament_id = tournament_given(players=["ann", "bob"])
 
     with pytest.raises(LedgerNotOpen):
-        ledger_score_match(envelope=match_event(tournament_id, str(uuid.uuid4()), 1, 2, 0, player_b="zed"))
+        ledger_score_matches(envelopes=[match_event(tournament_id, str(uuid.uuid4()), 1, 2, 0, player_b="zed")])
 
     assert ledger_load(tournament_id=tournament_id, player_id="ann").version == 1
 
@@ -88,7 +88,7 @@ def test_concurrent_results_of_one_player_conflict_on_the_stream_version_and_ret
     def score(opponent: str) -> None:
         start.wait()
         try:
-            ledger_score_match(envelope=match_event(tournament_id, str(uuid.uuid4()), 1, 1, 0, player_b=opponent))
+            ledger_score_matches(envelopes=[match_event(tournament_id, str(uuid.uuid4()), 1, 1, 0, player_b=opponent)])
         except Exception as exc:  # reported below: a lost result must fail the test
             errors.append(exc)
         finally:

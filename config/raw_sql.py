@@ -1,7 +1,9 @@
-"""Bulk writes in one statement of arrays, where the ORM's own would cost more in Python than in the database."""
+"""SQL the ORM does not write well: bulk writes from arrays, and values read back through raw cursors."""
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from typing import Any
 
 from django.db import connections, models
 
@@ -26,3 +28,8 @@ def update_rows(objs: Sequence[models.Model], fields: list[str], *, using: str) 
             f" AS k({', '.join(names)}) WHERE t.{names[0]} = k.{names[0]}",
             arrays)
         return cursor.rowcount
+
+
+def json_value(value: Any) -> Any:
+    """Decode a jsonb column read through a raw cursor (Django's psycopg 3 setup hands those over as text)."""
+    return json.loads(value) if isinstance(value, str) else value
