@@ -187,22 +187,27 @@ def ledger_load_many(streams: Iterable[tuple[str, str]]) -> dict[tuple[str, str]
     if not keys:
         return states
     tournaments, players = [key[0] for key in keys], [key[1] for key in keys]
+    # Each stream is looked up on its own (LATERAL) through the (tournament, player, version) index: its newest
+    # snapshot by one backward index step, then only the events after it. A plain join leaves the plan to the
+    # statistics, and the planner, which cannot know the tail after a snapshot is short, then reads every
+    # snapshot and event of the streams, or the whole table.
     with transaction.get_connection(ALIAS).cursor() as cursor:
         cursor.execute(
-            f"SELECT DISTINCT ON (s.tournament_id, s.player_id) s.state FROM {LedgerSnapshot._meta.db_table} s"
-            " JOIN unnest(%s::uuid[], %s::varchar[]) AS k(tournament_id, player_id)"
-            " ON s.tournament_id = k.tournament_id AND s.player_id = k.player_id"
-            " WHERE s.schema = %s ORDER BY s.tournament_id, s.player_id, s.version DESC",
+            "SELECT s.state FROM unnest(%s::uuid[], %s::varchar[]) AS k(tournament_id, player_id)"
+            f" CROSS JOIN LATERAL (SELECT state FROM {LedgerSnapshot._meta.db_table}"
+            " WHERE tournament_id = k.tournament_id AND player_id = k.player_id AND schema = %s"
+            " ORDER BY version DESC LIMIT 1) AS s",
             [tournaments, players, SNAPSHOT_SCHEMA])
         for (state,) in cursor.fetchall():
             snapshot = LedgerState(**json_value(state))
             states[(snapshot.tournament_id, snapshot.player_id)] = snapshot
         cursor.execute(
-            f"SELECT e.tournament_id, e.player_id, e.version, e.type, e.schema_version, e.payload, e.recorded_at"
-            f" FROM {LedgerEvent._meta.db_table} e"
-            " JOIN unnest(%s::uuid[], %s::varchar[], %s::int[]) AS k(tournament_id, player_id, version)"
-            " ON e.tournament_id = k.tournament_id AND e.player_id = k.player_id AND e.version > k.version"
-            " ORDER BY e.tournament_id, e.player_id, e.version",
+            "SELECT k.tournament_id, k.player_id, e.version, e.type, e.schema_version, e.payload, e.recorded_at"
+            " FROM unnest(%s::uuid[], %s::varchar[], %s::int[]) AS k(tournament_id, player_id, version)"
+            f" CROSS JOIN LATERAL (SELECT version, type, schema_version, payload, recorded_at"
+            f" FROM {LedgerEvent._meta.db_table} WHERE tournament_id = k.tournament_id"
+            " AND player_id = k.player_id AND version > k.version) AS e"
+            " ORDER BY k.tournament_id, k.player_id, e.version",
             [tournaments, players, [states[key].version for key in keys]])
         tails: dict[tuple[str, str], list[StoredEvent]] = defaultdict(list)
         for tournament_id, player_id, version, event_type, schema_version, payload, recorded_at in cursor.fetchall():
