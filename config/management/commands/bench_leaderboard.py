@@ -52,7 +52,7 @@ from leaderboard.selectors import leaderboard_get
 from sagas.inbox import deliver_batch
 from sagas.messages import Envelope
 from sagas.outbox import OutboxStatus
-from sagas.partitions import partition_for
+from sagas.partitions import all_partition_queues, partition_for, partition_queue
 from sagas.relay import ROW_FIELDS, envelope_of
 from scores.ledger import SNAPSHOT_SCHEMA, ledger_load, stream_key
 from scores.messages import LedgerOpened, PointsAwarded
@@ -85,14 +85,25 @@ def timed_ms(action: Callable[[], object]) -> float:
 
 
 def copy_rows(alias: str, table: str, columns: Iterable[str], rows: Iterable[tuple]) -> int:
-    """COPY rows into a table: the fastest way PostgreSQL takes bulk data."""
+    """COPY rows into a table (the fastest way PostgreSQL takes bulk data), then ANALYZE it."""
     count = 0
     with connections[alias].cursor() as cursor:
         with cursor.cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(row)
                 count += 1
+    analyze(alias, table)
     return count
+
+
+def analyze(alias: str, *tables: str) -> None:
+    """Refresh the planner's statistics of bulk-loaded tables, as autovacuum would within a minute or so.
+
+    Measuring before it does would time plans made for the empty tables (sequential scans), not the system.
+    """
+    with connections[alias].cursor() as cursor:
+        for table in tables:
+            cursor.execute(f"ANALYZE {table}")
 
 
 def match_points(score_for: int, score_against: int) -> int:
@@ -232,6 +243,9 @@ class Command(BaseCommand):
                           partition=partition_for(stream_key(tournament_id, p)), aggregate_version=versions[p],
                           occurred_at=now, payload={}, status=OutboxStatus.SENT, sent_at=now) for p in players],
             batch_size=5000)
+        analyze("tournament", Participant._meta.db_table)
+        analyze("scores", ScoresOutbox._meta.db_table)
+        analyze("leaderboard", ConsumerPosition._meta.db_table)
         self.say(f"load: {player_count} players, {result_count} results, {len(ledger_rows)} ledger events, "
                  f"{len(snapshot_rows)} snapshots, {len(log_rows)} read-model log events "
                  f"in {time.perf_counter() - started:.1f}s")
@@ -250,9 +264,6 @@ class Command(BaseCommand):
                    "recorded_at"], ledger_rows)
         copy_rows("scores", LedgerSnapshot._meta.db_table,
                   ["tournament_id", "player_id", "version", "schema", "state", "recorded_at"], snapshot_rows)
-        with connections["scores"].cursor() as cursor:
-            cursor.execute(f"ANALYZE {LedgerEvent._meta.db_table}")
-            cursor.execute(f"ANALYZE {LedgerSnapshot._meta.db_table}")
 
     # 2. REBUILD ------------------------------------------------------------------------------------------------
 
@@ -263,8 +274,6 @@ class Command(BaseCommand):
         played = sum(row["played"] for row in leaderboard_get(tournament_id=tournament_id).standings)
         if played != 2 * result_count:
             raise CommandError(f"rebuild counted {played} appearances, expected {2 * result_count}")
-        with connections["leaderboard"].cursor() as cursor:
-            cursor.execute(f"ANALYZE {Standing._meta.db_table}")
         self.say(f"rebuild_leaderboard: {count} events replayed in {elapsed:.1f}s "
                  f"({count / elapsed:,.0f} events/s)")
 
@@ -371,7 +380,7 @@ class Command(BaseCommand):
         workers = Workers(consumers or settings.EVENT_CONSUMER_PROCESSES)
         try:
             workers.start()
-            self.wait_for_outboxes()
+            self.wait_until_idle(workers.queues)
             for rate in rates:
                 started = timezone.now()
                 total = int(rate * seconds)
@@ -385,15 +394,25 @@ class Command(BaseCommand):
         finally:
             workers.stop()
 
-    def wait_for_outboxes(self, timeout: float = 120) -> None:
-        """Let the relay and consumers finish earlier work first, so the lag measures only the streamed results."""
+    def wait_until_idle(self, queues: list[str], timeout: float = 120, quiet_for: float = 1.0) -> None:
+        """Let the relay and consumers finish earlier work first, so the lag measures only the streamed results.
+
+        Idle: no PENDING outbox row and no message waiting on the bench's queues, for `quiet_for` seconds on end
+        (a message being applied has left its queue; the last one is done once the quiet time passes).
+        """
         deadline = time.monotonic() + timeout
-        while (TournamentOutbox.objects.filter(status=OutboxStatus.PENDING).exists()
-               or ScoresOutbox.objects.filter(status=OutboxStatus.PENDING).exists()):
-            if time.monotonic() > deadline:
-                raise CommandError("the outboxes did not drain before streaming: is the relay running?")
-            time.sleep(0.2)
-        time.sleep(1.0)  # the last relayed events are still being applied
+        quiet_since = time.monotonic()
+        with celery_app.connection_for_write() as connection:
+            channel = connection.default_channel
+            while time.monotonic() - quiet_since < quiet_for:
+                if time.monotonic() > deadline:
+                    raise CommandError("the pipeline did not drain before streaming: are the workers running?")
+                busy = (TournamentOutbox.objects.filter(status=OutboxStatus.PENDING).exists()
+                        or ScoresOutbox.objects.filter(status=OutboxStatus.PENDING).exists()
+                        or any(channel.queue_declare(queue=queue).message_count for queue in queues))
+                if busy:
+                    quiet_since = time.monotonic()
+                time.sleep(0.1)
 
     def produce(self, tournament_id: str, players: list[str], rate: float, total: int, producers: int) -> float:
         """Record `total` results at `rate` per second through `match_record`, spread over producer threads."""
@@ -477,6 +496,7 @@ class Workers:
         self.consumers = max(1, min(consumers, settings.EVENT_PARTITIONS))
         self.processes: list[subprocess.Popen] = []
         self.hostnames: list[str] = []
+        self.queues = [settings.OUTBOX_RELAY_QUEUE, *all_partition_queues()]
 
     def start(self, timeout: float = 60) -> None:
         env = {**os.environ, "OUTBOX_RELAY_QUEUE": settings.OUTBOX_RELAY_QUEUE,
@@ -489,7 +509,7 @@ class Workers:
         partitions = list(range(settings.EVENT_PARTITIONS))
         for n in range(self.consumers):
             mine = partitions[n::self.consumers]
-            queues = ",".join(f"{settings.EVENT_QUEUE_PREFIX}.{p}" for p in mine)
+            queues = ",".join(partition_queue(p) for p in mine)
             name = f"{BENCH_PREFIX}-events-{n}-{os.getpid()}@{host}"
             self.spawn(["-m", "celery", "-A", "config", "worker", "-Q", queues, "-c", "1", "--prefetch-multiplier",
                         "1", "-n", name, "--without-gossip", "--without-mingle", "--loglevel=WARNING"], env)
