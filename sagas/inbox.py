@@ -58,6 +58,7 @@ from django.db import OperationalError, transaction
 from django.utils import timezone
 
 from config.celery import TRANSIENT_ERRORS
+from config.raw_sql import pg_array
 from sagas.messages import Envelope, EnvelopeError, is_known_event_type
 from sagas.messaging_models import DeadLetterStatus
 from sagas.partitions import queue_for
@@ -287,8 +288,9 @@ def _apply_chunk(sub: Subscription, envelopes: list[Envelope],
             f" SELECT DISTINCT p.aggregate_type, p.aggregate_id FROM {quote(tables.parked._meta.db_table)} p"
             " JOIN unnest(%s::text[], %s::text[]) AS k(aggregate_type, aggregate_id)"
             " ON p.aggregate_type = k.aggregate_type AND p.aggregate_id = k.aggregate_id WHERE p.consumer = %s",
-            [sub.consumer, [e.message_id for e in applied], [e.type for e in applied],
-             types, ids, versions, sub.consumer, types, ids, sub.consumer])
+            [sub.consumer, pg_array(e.message_id for e in applied), pg_array(e.type for e in applied),
+             pg_array(types), pg_array(ids), pg_array(versions), sub.consumer, pg_array(types), pg_array(ids),
+             sub.consumer])
         return outcomes, cursor.fetchall()
 
 
@@ -348,7 +350,8 @@ def _lock_positions(sub: Subscription, keys: set[tuple[str, str]], tables: Consu
             " SELECT aggregate_type, aggregate_id, version FROM locked UNION ALL"
             f" SELECT NULL, message_id::text, NULL FROM {quote(tables.inbox._meta.db_table)}"
             " WHERE consumer = %s AND message_id = ANY(%s::uuid[])",
-            [sub.consumer, [k[0] for k in ordered], [k[1] for k in ordered], sub.consumer, seen_among])
+            [sub.consumer, pg_array(k[0] for k in ordered), pg_array(k[1] for k in ordered), sub.consumer,
+             pg_array(seen_among)])
         positions, seen = {}, set()
         for aggregate_type, aggregate_id, version in cursor.fetchall():
             if aggregate_type is None:

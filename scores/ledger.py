@@ -15,7 +15,6 @@ read model sees a gapless sequence per stream.
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from datetime import datetime
@@ -25,7 +24,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from config.raw_sql import json_value
+from config.raw_sql import json_value, pg_array
 from sagas.messages import Event
 from sagas.outbox import Publication, publish_many
 from scores.messages import (
@@ -197,7 +196,7 @@ def ledger_load_many(streams: Iterable[tuple[str, str]]) -> dict[tuple[str, str]
             f" CROSS JOIN LATERAL (SELECT state FROM {LedgerSnapshot._meta.db_table}"
             " WHERE tournament_id = k.tournament_id AND player_id = k.player_id AND schema = %s"
             " ORDER BY version DESC LIMIT 1) AS s",
-            [tournaments, players, SNAPSHOT_SCHEMA])
+            [pg_array(tournaments), pg_array(players), SNAPSHOT_SCHEMA])
         for (state,) in cursor.fetchall():
             snapshot = LedgerState(**json_value(state))
             states[(snapshot.tournament_id, snapshot.player_id)] = snapshot
@@ -208,7 +207,7 @@ def ledger_load_many(streams: Iterable[tuple[str, str]]) -> dict[tuple[str, str]
             f" FROM {LedgerEvent._meta.db_table} WHERE tournament_id = k.tournament_id"
             " AND player_id = k.player_id AND version > k.version) AS e"
             " ORDER BY k.tournament_id, k.player_id, e.version",
-            [tournaments, players, [states[key].version for key in keys]])
+            [pg_array(tournaments), pg_array(players), pg_array(states[key].version for key in keys)])
         tails: dict[tuple[str, str], list[StoredEvent]] = defaultdict(list)
         for tournament_id, player_id, version, event_type, schema_version, payload, recorded_at in cursor.fetchall():
             schema_version, payload = upcast(event_type, schema_version, json_value(payload))
@@ -265,11 +264,11 @@ def ledger_append_many(*, appends: list[tuple[LedgerState, list[Change]]]) -> li
             " recorded_at) SELECT * FROM unnest(%s::uuid[], %s::varchar[], %s::int[], %s::varchar[], %s::smallint[],"
             " %s::jsonb[], %s::varchar[], %s::timestamptz[]) ON CONFLICT (tournament_id, player_id, version)"
             " DO NOTHING RETURNING id",
-            [[state.tournament_id for state, _ in rows], [state.player_id for state, _ in rows],
-             [state.version for state, _ in rows], [change.event.TYPE for _, change in rows],
-             [change.event.SCHEMA_VERSION for _, change in rows],
-             [json.dumps(change.event.to_payload()) for _, change in rows],
-             [change.causation_id for _, change in rows], [now] * len(rows)])
+            [pg_array(state.tournament_id for state, _ in rows), pg_array(state.player_id for state, _ in rows),
+             pg_array(state.version for state, _ in rows), pg_array(change.event.TYPE for _, change in rows),
+             pg_array(change.event.SCHEMA_VERSION for _, change in rows),
+             pg_array(change.event.to_payload() for _, change in rows),
+             pg_array(change.causation_id for _, change in rows), pg_array([now] * len(rows))])
         if len(cursor.fetchall()) < len(rows):
             streams = ", ".join(f"{state.tournament_id}/{state.player_id} v{state.version}" for state, _ in rows)
             raise VersionConflict(f"ledger already has one of: {streams}")

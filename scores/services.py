@@ -18,7 +18,7 @@ from collections import defaultdict
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from config.raw_sql import update_rows
+from config.raw_sql import pg_array, update_rows
 from sagas.messages import Envelope, Event
 from sagas.participant import StepRefused
 from scores.ledger import (
@@ -66,7 +66,7 @@ def scored_matches_locked(matches: dict[str, str]) -> dict[str, ScoredMatch]:
         " FROM unnest(%s::uuid[], %s::uuid[]) WITH ORDINALITY AS k(match_id, tournament_id, n) ORDER BY k.n"
         " ON CONFLICT (match_id) DO UPDATE SET match_id = EXCLUDED.match_id"
         f" RETURNING {', '.join(field.column for field in ScoredMatch._meta.concrete_fields)}",
-        [ids, [matches[match_id] for match_id in ids]])
+        [pg_array(ids), pg_array(matches[match_id] for match_id in ids)])
     return {str(row.match_id): row for row in rows}
 
 
