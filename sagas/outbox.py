@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from functools import cache
 from typing import Any, NamedTuple
 
 from celery import current_app
@@ -93,57 +92,52 @@ def kick_relay_on_commit(app_label: str, *, using: str) -> None:
         with transaction.get_connection(using).cursor() as cursor:
             cursor.execute("SELECT pg_notify(%s, %s)", [NOTIFY_CHANNEL, app_label])
         return
-    kick = _relay_kick(app_label)
     connection = transaction.get_connection(using)
     # Django keeps no set of callbacks; a transaction that publishes 1,000 events needs one kick, not 1,000.
-    if any(callback is kick for _savepoints, callback, _robust in connection.run_on_commit):
+    if any(callback is _kick_relay for _savepoints, callback, _robust in connection.run_on_commit):
         return
-    transaction.on_commit(kick, using=using, robust=True)
+    transaction.on_commit(_kick_relay, using=using, robust=True)
 
 
-@cache
-def _relay_kick(app_label: str):
-    def kick() -> None:
-        try:
-            with current_app.producer_or_acquire() as producer:
-                if not kick_flag_set(producer.channel, app_label):
-                    return  # a kick is on its way and its pass has not begun: that pass will see this commit
-                try:
-                    # No publish retries: a broker outage must not stall the committed request; the tick covers it.
-                    current_app.send_task(RELAY_TASK, kwargs={"service": app_label}, producer=producer,
-                                          queue=settings.OUTBOX_RELAY_QUEUE, ignore_result=True, retry=False)
-                except Exception:
-                    kick_flag_clear(producer.channel, [app_label])
-                    raise
-        except Exception:  # the broker is down: the beat tick sends the rows once it is back
-            logger.warning("outbox kick for %s not sent; the relay tick will send the rows", app_label, exc_info=True)
-    kick.__qualname__ = f"kick_relay[{app_label}]"
-    return kick
+def _kick_relay() -> None:
+    try:
+        with current_app.producer_or_acquire() as producer:
+            if not kick_flag_set(producer.channel):
+                return  # a kick is on its way and its pass has not begun: that pass will see this commit
+            try:
+                # No publish retries: a broker outage must not stall the committed request; the tick covers it.
+                current_app.send_task(RELAY_TASK, producer=producer, queue=settings.OUTBOX_RELAY_QUEUE,
+                                      ignore_result=True, retry=False)
+            except Exception:
+                kick_flag_clear(producer.channel)
+                raise
+    except Exception:  # the broker is down: the beat tick sends the rows once it is back
+        logger.warning("outbox kick not sent; the relay tick will send the rows", exc_info=True)
 
 
-# KICK COALESCING: under load hundreds of commits a second each want a relay pass; one pending kick per service
-# is enough. The flag (a key on a Redis broker; other brokers get every kick) says "a kick was sent and its pass
-# has not begun". A committer that finds it set sends nothing: the relay clears the flag before its pass reads
-# any row, so that pass sees the commit. A flag whose kick was lost expires after KICK_FLAG_TTL_MS; meanwhile the
-# beat tick relays.
+# KICK COALESCING: under load hundreds of commits a second each want a relay pass; one pending kick is enough,
+# since every pass relays every outbox. The flag (a key on a Redis broker; other brokers get every kick) says
+# "a kick was sent and its pass has not begun". A committer that finds it set sends nothing: the relay clears
+# the flag before its pass reads any row, so that pass sees the commit. A flag whose kick was lost expires after
+# KICK_FLAG_TTL_MS; meanwhile the beat tick relays.
 KICK_FLAG_TTL_MS = 1000
 
 
-def _kick_flag(app_label: str) -> str:
-    return f"{settings.OUTBOX_RELAY_QUEUE}.kick.{app_label}"
+def _kick_flag() -> str:
+    return f"{settings.OUTBOX_RELAY_QUEUE}.kick"
 
 
-def kick_flag_set(channel: Any, app_label: str) -> bool:
-    """Set the service's kick flag; return False if it was already set (a kick is pending)."""
+def kick_flag_set(channel: Any) -> bool:
+    """Set the kick flag; return False if it was already set (a kick is pending)."""
     client = getattr(channel, "client", None)
-    return client is None or bool(client.set(_kick_flag(app_label), 1, nx=True, px=KICK_FLAG_TTL_MS))
+    return client is None or bool(client.set(_kick_flag(), 1, nx=True, px=KICK_FLAG_TTL_MS))
 
 
-def kick_flag_clear(channel: Any, app_labels: Iterable[str]) -> None:
-    """Clear the kick flags of these services: the pass about to start will see every commit so far."""
+def kick_flag_clear(channel: Any) -> None:
+    """Clear the kick flag: the pass about to start will see every commit so far."""
     client = getattr(channel, "client", None)
     if client is not None:
-        client.delete(*[_kick_flag(app_label) for app_label in app_labels])
+        client.delete(_kick_flag())
 
 
 def outbox_requeue(*, outbox: type[AbstractOutboxMessage], ids: Iterable[int]) -> int:

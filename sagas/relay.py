@@ -254,44 +254,57 @@ def _record_failure(alias: str, outbox: type[AbstractOutboxMessage], ids: list[i
         return rows.filter(attempts__gte=settings.OUTBOX_MAX_ATTEMPTS).update(status=OutboxStatus.DEAD)
 
 
-def relay_outbox(outbox: type[AbstractOutboxMessage], *, batch_size: int | None = None,
-                 publisher: Publisher | None = None, max_seconds: float | None = None,
-                 max_waiting: int = 0) -> RelayReport:
-    """Drain `outbox`: pass over its pending partitions until a pass sends nothing (or the time is up).
+def relay_outbox(outbox: type[AbstractOutboxMessage], **options: Any) -> RelayReport:
+    """Drain one outbox; see `relay_outboxes`."""
+    return relay_outboxes([outbox], **options)[0]
+
+
+def relay_outboxes(outboxes: list[type[AbstractOutboxMessage]], *, batch_size: int | None = None,
+                   publisher: Publisher | None = None, max_seconds: float | None = None,
+                   max_waiting: int = 0) -> list[RelayReport]:
+    """Drain `outboxes`: pass over their pending partitions until a pass sends nothing (or the time is up).
 
     Another pass after one that sent is what picks up a row committed while this relay held its partition
     (another relay's try-lock skipped it).
 
-    `max_waiting` > 0 applies back-pressure: see the module's docstring.
+    `max_waiting` > 0 applies back-pressure (see the module's docstring), judged once per pass for every
+    outbox: their events share the partition queues, and a partition found free takes one batch from each.
+    Judged outbox by outbox, the first to send would leave the queue busy for the others; an outbox whose
+    commits kick the relay most often (results streaming in) then starved the rest (the points they cause
+    waited seconds in the Score Engine's outbox, measured).
     """
     batch_size = batch_size or settings.OUTBOX_BATCH_SIZE
     publisher = publisher or CeleryPublisher()
-    alias = router.db_for_write(outbox)
-    report = RelayReport(service=outbox._meta.app_label)
+    reports = [RelayReport(service=outbox._meta.app_label) for outbox in outboxes]
     deadline = None if max_seconds is None else time.monotonic() + max_seconds
     while True:
-        progress = RelayReport(service=report.service)
-        partitions = _pending_partitions(alias, outbox)
-        if max_waiting and partitions:
-            backlog = publisher.waiting(partitions)
-            busy = [partition for partition in partitions if backlog[partition] >= max_waiting]
-            progress.deferred = len(busy)
-            partitions = [partition for partition in partitions if partition not in busy]
-        for partition in partitions:
-            progress.add(relay_partition(outbox, partition, batch_size=batch_size, publisher=publisher))
-        held, progress.held = progress.held, 0
-        deferred, progress.deferred = progress.deferred, 0
-        report.add(progress)
-        report.held = held  # rows still held after the last pass, not a sum over passes
-        report.deferred = deferred  # partitions still deferred after the last pass
-        if progress.sent == 0 or progress.failed or (deadline is not None and time.monotonic() > deadline):
-            return report
+        pending = [_pending_partitions(router.db_for_write(outbox), outbox) for outbox in outboxes]
+        busy: set[int] = set()
+        candidates = sorted(set().union(*pending))
+        if max_waiting and candidates:
+            backlog = publisher.waiting(candidates)
+            busy = {partition for partition in candidates if backlog[partition] >= max_waiting}
+        sent = failed = 0
+        for outbox, partitions, report in zip(outboxes, pending, reports, strict=True):
+            progress = RelayReport(service=report.service)
+            for partition in partitions:
+                if partition in busy:
+                    progress.deferred += 1
+                else:
+                    progress.add(relay_partition(outbox, partition, batch_size=batch_size, publisher=publisher))
+            held, progress.held = progress.held, 0
+            deferred, progress.deferred = progress.deferred, 0
+            report.add(progress)
+            report.held = held  # rows still held after the last pass, not a sum over passes
+            report.deferred = deferred  # partitions still deferred after the last pass
+            sent, failed = sent + progress.sent, failed + progress.failed
+        if sent == 0 or failed or (deadline is not None and time.monotonic() > deadline):
+            return reports
 
 
 def relay_services(services: Iterable[str] | None = None, **options: Any) -> list[RelayReport]:
     """Drain the outboxes of `services` (default: every installed outbox)."""
-    models = [outbox_model(name) for name in services] if services else outbox_models()
-    return [relay_outbox(model, **options) for model in models]
+    return relay_outboxes([outbox_model(name) for name in services] if services else outbox_models(), **options)
 
 
 class OutboxListener:

@@ -17,41 +17,40 @@ from django.conf import settings
 from sagas import inbox, relay
 from sagas.orchestrator import sagas_recover, step_failure
 from sagas.outbox import RELAY_TASK, kick_flag_clear, outbox_republish
-from sagas.tables import outbox_model, outbox_models
+from sagas.tables import outbox_model
 
 logger = logging.getLogger(__name__)
 
 
-# Per process: when the next deferred pass of each service (None: every outbox) is already due; one at a time.
-_deferred_pass_due: dict[str | None, float] = {}
+# Per process: when the next deferred pass is already due (one at a time).
+_deferred_pass_due = 0.0
 
 
 @shared_task(name=RELAY_TASK, ignore_result=True, soft_time_limit=50, time_limit=60)
-def relay_outbox(service: str | None = None) -> int:
-    """Drain one service's outbox (the after-commit kick) or every outbox (the beat tick); return rows sent.
+def relay_outbox() -> int:
+    """Drain every outbox (an after-commit kick, or the beat tick); return rows sent.
 
-    Clears the kick flags first (see `sagas.outbox`): commits from now on kick
+    Clears the kick flag first (see `sagas.outbox`): commits from now on kick
     again. Partitions whose consumer is behind are deferred (back-pressure, see
     `sagas.relay`); one later pass is then scheduled to send their rows together.
     So is one when the order guard held rows: their predecessor may have
     committed just before the claim's snapshot yet after the pass began.
     """
-    services = [service] if service else [model._meta.app_label for model in outbox_models()]
     with current_app.producer_or_acquire() as producer:
-        kick_flag_clear(producer.channel, services)
-    reports = relay.relay_services(services, max_seconds=30, max_waiting=settings.OUTBOX_MAX_WAITING_BATCHES)
+        kick_flag_clear(producer.channel)
+    reports = relay.relay_services(max_seconds=30, max_waiting=settings.OUTBOX_MAX_WAITING_BATCHES)
     if any(report.deferred or report.held for report in reports):
-        _schedule_deferred_pass(service)
+        _schedule_deferred_pass()
     return sum(report.sent for report in reports)
 
 
-def _schedule_deferred_pass(service: str | None) -> None:
+def _schedule_deferred_pass() -> None:
+    global _deferred_pass_due
     now, delay = time.monotonic(), settings.OUTBOX_DEFERRED_PASS_SECONDS
-    if _deferred_pass_due.get(service, 0.0) > now:
+    if _deferred_pass_due > now:
         return  # one is on its way
-    _deferred_pass_due[service] = now + delay
-    relay_outbox.apply_async(kwargs={"service": service}, countdown=delay, queue=settings.OUTBOX_RELAY_QUEUE,
-                             retry=False)
+    _deferred_pass_due = now + delay
+    relay_outbox.apply_async(countdown=delay, queue=settings.OUTBOX_RELAY_QUEUE, retry=False)
 
 
 @shared_task(name="sagas.purge_outbox", ignore_result=True, time_limit=600)

@@ -165,7 +165,7 @@ class Command(BaseCommand):
     def tick(queue: str, stop: threading.Event) -> None:
         """Send the relay task every second, as the beat entry `outbox-relay-tick` does."""
         while not stop.wait(1.0):
-            current_app.send_task(RELAY_TASK, kwargs={"service": BENCH_ALIAS}, queue=queue, ignore_result=True)
+            current_app.send_task(RELAY_TASK, queue=queue, ignore_result=True)
 
     def start_worker(self, name: str, queues: str, env: dict[str, str], include: str = "") -> subprocess.Popen:
         hostname = f"{name}@bench"
