@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import datetime
+import decimal
 import json
+import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -27,14 +29,20 @@ def _array_element(value: Any) -> str:
         text = value
     elif value is None:
         return "NULL"
+    elif isinstance(value, bool):
+        text = "true" if value else "false"
+    elif isinstance(value, (int, float, decimal.Decimal, uuid.UUID)):
+        text = str(value)
     elif isinstance(value, (dict, list)):
         text = json.dumps(value)
     elif isinstance(value, (Json, Jsonb)):
-        text = json.dumps(value.obj)
+        text = (value.dumps or json.dumps)(value.obj)
     elif isinstance(value, (datetime.date, datetime.time)):
         text = value.isoformat()
+    elif isinstance(value, str):
+        text = str.__str__(value)  # a str subclass (an enum member, say): its value, not its name
     else:
-        text = str(value)
+        raise TypeError(f"pg_array cannot write a {type(value).__name__}: {value!r}")
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 

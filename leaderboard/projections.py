@@ -341,7 +341,7 @@ def leaderboard_rebuild(*, tournament_id: str | None = None) -> int:
     standings_fold(replay()).flush()
     # The replay rewrote the tables wholesale. Consumers resume the moment it commits; with the statistics of
     # the old tables the planner turns their one-row updates into sequential scans (100 ms each on 100,000
-    # match views, measured) until autovacuum catches up. ANALYZE here, and the new statistics commit with it.
+    # match views, measured) until autovacuum catches up, so ANALYZE them now, before consumers resume.
     with connections[ALIAS].cursor() as cursor:
         for model in (Standing, MatchView, TournamentView):
             cursor.execute(f"ANALYZE {model._meta.db_table}")

@@ -276,34 +276,60 @@ def relay_outboxes(outboxes: list[type[AbstractOutboxMessage]], *, batch_size: i
     Judged outbox by outbox, the first to send would leave the queue busy for the others; an outbox whose
     commits kick the relay most often (results streaming in) then starved the rest (the points they cause
     waited seconds in the Score Engine's outbox, measured).
+
+    An outbox whose database fails, or whose publish fails, is left to the next pass (the beat tick); the
+    others go on: one service's outage must not hold up every service's events.
     """
     batch_size = batch_size or settings.OUTBOX_BATCH_SIZE
     publisher = publisher or CeleryPublisher()
-    reports = [RelayReport(service=outbox._meta.app_label) for outbox in outboxes]
+    reports = {outbox: RelayReport(service=outbox._meta.app_label) for outbox in outboxes}
+    active = list(outboxes)
     deadline = None if max_seconds is None else time.monotonic() + max_seconds
-    while True:
-        pending = [_pending_partitions(router.db_for_write(outbox), outbox) for outbox in outboxes]
+    while active:
+        pending = {}
+        for outbox in list(active):
+            try:
+                pending[outbox] = _pending_partitions(router.db_for_write(outbox), outbox)
+            except Exception as exc:
+                _give_up(outbox, reports[outbox], exc, active)
         busy: set[int] = set()
-        candidates = sorted(set().union(*pending))
+        candidates = sorted(set().union(*pending.values()))
         if max_waiting and candidates:
             backlog = publisher.waiting(candidates)
             busy = {partition for partition in candidates if backlog[partition] >= max_waiting}
-        sent = failed = 0
-        for outbox, partitions, report in zip(outboxes, pending, reports, strict=True):
+        sent = 0
+        for outbox, partitions in pending.items():
+            report = reports[outbox]
             progress = RelayReport(service=report.service)
-            for partition in partitions:
-                if partition in busy:
-                    progress.deferred += 1
-                else:
-                    progress.add(relay_partition(outbox, partition, batch_size=batch_size, publisher=publisher))
+            try:
+                for partition in partitions:
+                    if partition in busy:
+                        progress.deferred += 1
+                    else:
+                        progress.add(relay_partition(outbox, partition, batch_size=batch_size, publisher=publisher))
+            except Exception as exc:
+                _give_up(outbox, report, exc, active)
             held, progress.held = progress.held, 0
             deferred, progress.deferred = progress.deferred, 0
             report.add(progress)
             report.held = held  # rows still held after the last pass, not a sum over passes
             report.deferred = deferred  # partitions still deferred after the last pass
-            sent, failed = sent + progress.sent, failed + progress.failed
-        if sent == 0 or failed or (deadline is not None and time.monotonic() > deadline):
-            return reports
+            sent += progress.sent
+            if progress.failed and outbox in active:
+                active.remove(outbox)  # its broker publish failed: the beat tick tries again
+        if sent == 0 or (deadline is not None and time.monotonic() > deadline):
+            break
+    return list(reports.values())
+
+
+def _give_up(outbox: type[AbstractOutboxMessage], report: RelayReport, exc: Exception,
+             active: list[type[AbstractOutboxMessage]]) -> None:
+    """Leave an outbox whose database failed to the next pass; the others go on (one service's outage is
+    not everyone's)."""
+    logger.warning("outbox %s: relay pass stopped: %s", report.service, exc, exc_info=True)
+    report.errors.append(f"{exc.__class__.__name__}: {exc}")
+    if outbox in active:
+        active.remove(outbox)
 
 
 def relay_services(services: Iterable[str] | None = None, **options: Any) -> list[RelayReport]:

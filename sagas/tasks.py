@@ -27,18 +27,21 @@ _deferred_pass_due = 0.0
 
 
 @shared_task(name=RELAY_TASK, ignore_result=True, soft_time_limit=50, time_limit=60)
-def relay_outbox() -> int:
-    """Drain every outbox (an after-commit kick, or the beat tick); return rows sent.
+def relay_outbox(service: str | None = None) -> int:
+    """Drain every outbox (`OUTBOX_RELAY_SERVICES`: these only) after a kick or on the beat tick; return rows sent.
 
     Clears the kick flag first (see `sagas.outbox`): commits from now on kick
     again. Partitions whose consumer is behind are deferred (back-pressure, see
     `sagas.relay`); one later pass is then scheduled to send their rows together.
     So is one when the order guard held rows: their predecessor may have
     committed just before the claim's snapshot yet after the pass began.
+    `service` is ignored: kicks sent by earlier versions name the outbox that
+    committed, and every pass serves it.
     """
     with current_app.producer_or_acquire() as producer:
         kick_flag_clear(producer.channel)
-    reports = relay.relay_services(max_seconds=30, max_waiting=settings.OUTBOX_MAX_WAITING_BATCHES)
+    reports = relay.relay_services(settings.OUTBOX_RELAY_SERVICES or None, max_seconds=30,
+                                   max_waiting=settings.OUTBOX_MAX_WAITING_BATCHES)
     if any(report.deferred or report.held for report in reports):
         _schedule_deferred_pass()
     return sum(report.sent for report in reports)

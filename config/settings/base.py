@@ -212,6 +212,9 @@ OUTBOX_MAX_WAITING_BATCHES = env_int("OUTBOX_MAX_WAITING_BATCHES", 1)
 OUTBOX_DEFERRED_PASS_SECONDS = float(os.environ.get("OUTBOX_DEFERRED_PASS_SECONDS", "0.02"))
 # Queue of the relay tasks (after-commit kick, beat tick, re-publish requests).
 OUTBOX_RELAY_QUEUE = os.environ.get("OUTBOX_RELAY_QUEUE", "sagas")
+# The outboxes (service names) a relay task sends, comma-separated; empty: every one. Every worker of one relay
+# queue must relay the same outboxes: a pass clears that queue's one kick flag for all of them.
+OUTBOX_RELAY_SERVICES = [name for name in os.environ.get("OUTBOX_RELAY_SERVICES", "").split(",") if name.strip()]
 # A version gap a consumer still sees after this long is re-fetched from the producer.
 INBOX_GAP_DEADLINE_SECONDS = env_int("INBOX_GAP_DEADLINE_SECONDS", 30)
 INBOX_GAP_CHECKS = env_int("INBOX_GAP_CHECKS", 5)

@@ -1,5 +1,6 @@
 """Array parameters built by `pg_array`: PostgreSQL must read back exactly what was given."""
 import datetime
+import enum
 import uuid
 
 import pytest
@@ -31,3 +32,13 @@ def test_uuids_numbers_times_and_json_come_back_as_their_types():
     assert [json_value(value) if value is not None else None
             for value in round_trip(documents, "jsonb")] == documents
     assert round_trip([], "int") == []
+
+
+@pytest.mark.django_db
+def test_an_enum_member_is_written_as_its_value_and_an_unknown_type_is_refused():
+    class Colour(str, enum.Enum):
+        RED = "red"
+
+    assert round_trip([Colour.RED, True], "text") == ["red", "true"]
+    with pytest.raises(TypeError, match="bytes"):
+        pg_array([b"raw"])

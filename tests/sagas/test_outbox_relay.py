@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from celery import current_app
-from django.db import connections, transaction
+from django.db import OperationalError, connections, transaction
 from django.test import override_settings
 
 from sagas import relay
@@ -134,6 +134,29 @@ def test_a_free_partition_takes_a_batch_from_every_outbox_on_the_same_pass(broke
     assert broker.llen(queue) == 2
     for outbox in (OutboxMessage, ScoresOutboxMessage):
         assert outbox.objects.get(partition_key=key).status == OutboxStatus.SENT
+
+
+def test_an_outbox_whose_database_fails_is_left_to_the_next_pass_and_the_others_still_go(
+        broker, scratch_queues, monkeypatch):
+    publisher = relay.CeleryPublisher(queue_prefix=scratch_queues)
+    key = f"isolated-{uuid.uuid4()}"
+    probe_rows(OutboxMessage, key, [1])
+    probe_rows(ScoresOutboxMessage, key, [1])
+    # given the Match Engine's database failing under the relay
+    pending_partitions = relay._pending_partitions
+
+    def failing(alias, outbox):
+        if outbox is OutboxMessage:
+            raise OperationalError("tournament database unreachable")
+        return pending_partitions(alias, outbox)
+
+    monkeypatch.setattr(relay, "_pending_partitions", failing)
+    # when a pass covers both outboxes
+    tournament, scores = relay.relay_services(["tournament", "scores"], publisher=publisher, max_waiting=1)
+    # then the Score Engine's rows still leave, and the failure is reported for the Match Engine alone
+    assert ScoresOutboxMessage.objects.get(partition_key=key).status == OutboxStatus.SENT
+    assert OutboxMessage.objects.get(partition_key=key).status == OutboxStatus.PENDING
+    assert tournament.errors == ["OperationalError: tournament database unreachable"] and not scores.errors
 
 
 def test_a_crash_between_publishing_and_marking_sent_republishes_and_the_inbox_absorbs_it(

@@ -105,7 +105,9 @@ class Command(BaseCommand):
         relay_queue, prefix = f"bench-{run_id}-relay", f"bench-{run_id}-events"
         env = {"OUTBOX_RELAY_QUEUE": relay_queue, "EVENT_QUEUE_PREFIX": prefix}
         consumer_queues = ",".join(f"{prefix}.{n}" for n in range(settings.EVENT_PARTITIONS))
-        workers = [self.start_worker(f"bench-relay-{run_id}", relay_queue, env),
+        # Its relay worker sends only the bench's own outbox: a running system's rows stay with its own relay.
+        relay_env = {**env, "OUTBOX_RELAY_SERVICES": BENCH_ALIAS}
+        workers = [self.start_worker(f"bench-relay-{run_id}", relay_queue, relay_env),
                    self.start_worker(f"bench-events-{run_id}", consumer_queues, env, include="sagas.bench")]
         try:
             with override_settings(**env):

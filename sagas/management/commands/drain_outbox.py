@@ -56,7 +56,7 @@ class Command(BaseCommand):
             while True:
                 reports = relay_services(service, batch_size=batch_size)
                 for report in reports:
-                    if report.sent or report.failed or report.held or not loop:
+                    if report.sent or report.failed or report.held or report.errors or not loop:
                         self.stdout.write(self.describe(report))
                 if not loop:
                     return
