@@ -45,5 +45,6 @@ def test_make_run_serves_healthz_and_stops_cleanly_on_ctrl_c(django_db_setup, tm
         broker.stop()
         drop_database(database_name)
     assert "API token:" in output
+    assert f"http://127.0.0.1:{port}/api/tournaments/" in output  # the URLs it prints are where it serves
     for child in children:
         assert not child.is_running() or child.status() == psutil.STATUS_ZOMBIE, child.cmdline()

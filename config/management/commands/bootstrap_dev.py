@@ -13,7 +13,8 @@ class Command(BaseCommand):
     def add_arguments(self, parser) -> None:
         parser.add_argument("--username", default=os.environ.get("DEV_ADMIN_USER", "admin"))
         parser.add_argument("--password", default=os.environ.get("DEV_ADMIN_PASSWORD", "admin"))
-        parser.add_argument("--base-url", default=os.environ.get("DEV_BASE_URL", "http://127.0.0.1:8000"))
+        parser.add_argument("--base-url", default=os.environ.get("DEV_BASE_URL")
+                            or f"http://{os.environ.get('WEB_BIND', '127.0.0.1:8000')}")
 
     def handle(self, *args, username: str, password: str, base_url: str, **options) -> None:
         if not settings.DEBUG:
