@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
+from collections.abc import Sequence
 
 from django.db import connections, transaction
 
+from config.raw_sql import pg_array
 from sagas.definitions import CREATE_TOURNAMENT
 from sagas.messages import Event
 from sagas.orchestrator import request_fingerprint, saga_start
@@ -61,8 +63,8 @@ class StaleVersion(MatchEngineError):
     """The match changed since the version the caller read (If-Match no longer holds)."""
 
 
-def _lock_tournament_for_results(tournament_id: uuid.UUID | str) -> str:
-    """Take a shared row lock on the tournament and return its status.
+def _lock_tournament_for_results(tournament_id: uuid.UUID | str, players: Sequence[str] = ()) -> set[str]:
+    """Take a shared row lock on the ACTIVE tournament; return which of `players` are its participants.
 
     Why a row lock (FOR SHARE) and not an advisory lock: the rule guarded is
     "the tournament row says ACTIVE until this result commits", so the lock
@@ -71,16 +73,21 @@ def _lock_tournament_for_results(tournament_id: uuid.UUID | str) -> str:
     every status UPDATE (activate, cancel): completion waits for the results in
     flight, and a result arriving meanwhile waits, re-reads the row and sees
     COMPLETED. An advisory lock would need a key scheme every writer of the row
-    must remember; the row lock is taken by the UPDATE anyway.
+    must remember; the row lock is taken by the UPDATE anyway. The participant
+    check rides in the same statement: one round trip less per result.
     """
     with connections[ALIAS].cursor() as cursor:
-        cursor.execute(f"SELECT status FROM {Tournament._meta.db_table} WHERE id = %s FOR SHARE", [str(tournament_id)])
+        cursor.execute(
+            f"SELECT t.status, ARRAY(SELECT p.player_id FROM {Participant._meta.db_table} p"
+            f" WHERE p.tournament_id = t.id AND p.player_id = ANY(%s::varchar[]))"
+            f" FROM {Tournament._meta.db_table} t WHERE t.id = %s FOR SHARE OF t",
+            [pg_array(players), str(tournament_id)])
         row = cursor.fetchone()
     if row is None:
         raise TournamentNotFound(f"tournament {tournament_id} does not exist")
     if row[0] != TournamentStatus.ACTIVE:
         raise TournamentNotActive(f"tournament {tournament_id} is {row[0]}; results need an ACTIVE tournament")
-    return row[0]
+    return set(row[1])
 
 
 def _match_event_fields(match: Match) -> dict:
@@ -96,9 +103,7 @@ def match_record(*, tournament_id: uuid.UUID | str, player_a: str, player_b: str
         raise InvalidMatch("a match needs two different players")
     if score_a < 0 or score_b < 0:
         raise InvalidMatch("scores must be non-negative")
-    _lock_tournament_for_results(tournament_id)
-    entered = set(Participant.objects.using(ALIAS).filter(tournament_id=tournament_id, player_id__in=[player_a, player_b])
-                  .values_list("player_id", flat=True))
+    entered = _lock_tournament_for_results(tournament_id, players=[player_a, player_b])
     outsiders = sorted({player_a, player_b} - entered)
     if outsiders:
         raise InvalidMatch(f"not participants of this tournament: {', '.join(outsiders)}")
