@@ -129,6 +129,8 @@ class RelayReport:
     dead: int = 0
     batches: int = 0
     deferred: int = 0
+    contended: int = 0  # partitions another relay held: a later pass must look at them again
+    full: int = 0  # batches that filled the batch size: more rows may wait
     errors: list[str] = dataclasses.field(default_factory=list)
 
     def add(self, other: RelayReport) -> None:
@@ -138,6 +140,8 @@ class RelayReport:
         self.dead += other.dead
         self.batches += other.batches
         self.deferred += other.deferred
+        self.contended += other.contended
+        self.full += other.full
         self.errors.extend(other.errors)
 
 
@@ -157,10 +161,17 @@ def _lock_key(outbox: type[AbstractOutboxMessage]) -> int:
 
 def _pending_partitions(alias: str, outbox: type[AbstractOutboxMessage]) -> list[int]:
     # Raw SQL: every pass asks this of every outbox, and building the queryset cost more than running it.
+    # A loose index scan (one probe of the pending index per partition) rather than DISTINCT: its plan does not
+    # depend on statistics. Statistics taken during a backlog once made DISTINCT scan the whole table on every pass.
     connection = connections[alias]
+    table = connection.ops.quote_name(outbox._meta.db_table)
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT DISTINCT partition FROM {connection.ops.quote_name(outbox._meta.db_table)}"
-                       " WHERE status = %s", [OutboxStatus.PENDING])
+        cursor.execute(
+            f"WITH RECURSIVE p(partition) AS ("
+            f" SELECT min(partition) FROM {table} WHERE status = %(status)s"
+            f" UNION ALL SELECT (SELECT min(partition) FROM {table} WHERE status = %(status)s"
+            f" AND partition > p.partition) FROM p WHERE p.partition IS NOT NULL"
+            f") SELECT partition FROM p WHERE partition IS NOT NULL", {"status": OutboxStatus.PENDING})
         partitions = [partition for partition, in cursor.fetchall()]
     random.shuffle(partitions)  # concurrent relays start on different partitions
     return partitions
@@ -172,28 +183,36 @@ claimed AS (
     SELECT o.id FROM {table} o
     WHERE (SELECT held FROM partition_lock) AND o.status = 'PENDING' AND o.partition = %(partition)s
     ORDER BY o.id LIMIT %(batch_size)s FOR UPDATE OF o SKIP LOCKED
+),
+updated AS (
+    UPDATE {table} o SET status = 'SENT', sent_at = now(), attempts = o.attempts + 1
+    FROM claimed WHERE o.id = claimed.id
+    RETURNING {columns}, o.aggregate_version = 1 OR EXISTS (
+        SELECT 1 FROM {table} p WHERE p.aggregate_type = o.aggregate_type AND p.partition_key = o.partition_key
+        AND p.aggregate_version = o.aggregate_version - 1 AND p.status <> 'PENDING') AS follows_sent
 )
-UPDATE {table} o SET status = 'SENT', sent_at = now(), attempts = o.attempts + 1
-FROM claimed WHERE o.id = claimed.id
-RETURNING {columns}, o.aggregate_version = 1 OR EXISTS (
-    SELECT 1 FROM {table} p WHERE p.aggregate_type = o.aggregate_type AND p.partition_key = o.partition_key
-    AND p.aggregate_version = o.aggregate_version - 1 AND p.status <> 'PENDING') AS follows_sent
+SELECT partition_lock.held, updated.* FROM partition_lock LEFT JOIN updated ON true
 """
 
 
-def _claim(alias: str, outbox: type[AbstractOutboxMessage], partition: int, batch_size: int) -> list[dict[str, Any]]:
-    """Lock the partition (or return nothing if another relay holds it), claim its oldest pending rows, mark
-    them SENT in the caller's transaction; return them in id order, each knowing if its predecessor is out."""
+def _claim(alias: str, outbox: type[AbstractOutboxMessage], partition: int,
+           batch_size: int) -> tuple[bool, list[dict[str, Any]]]:
+    """Lock the partition, claim its oldest pending rows, mark them SENT in the caller's transaction.
+
+    Return whether the lock was free (if not, another relay holds the partition and nothing is claimed) and
+    the rows in id order, each knowing if its predecessor is out.
+    """
     connection = connections[alias]
     sql = _CLAIM_SQL.format(table=connection.ops.quote_name(outbox._meta.db_table),
                             columns=", ".join(f"o.{field}" for field in ROW_FIELDS))
     with connection.cursor() as cursor:
         cursor.execute(sql, {"lock_key": _lock_key(outbox), "partition": partition, "batch_size": batch_size})
-        names = [column.name for column in cursor.description]
-        rows = [dict(zip(names, values, strict=True)) for values in cursor.fetchall()]
+        names = [column.name for column in cursor.description][1:]
+        results = cursor.fetchall()
+    rows = [dict(zip(names, values[1:], strict=True)) for values in results if values[1] is not None]
     for row in rows:
         row["payload"] = json_value(row["payload"])
-    return sorted(rows, key=lambda row: row["id"])
+    return results[0][0], sorted(rows, key=lambda row: row["id"])
 
 
 def _in_order(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -223,7 +242,9 @@ def relay_partition(outbox: type[AbstractOutboxMessage], partition: int, *, batc
     ids: list[int] = []  # the rows handed to the publisher
     try:
         with transaction.atomic(using=alias):
-            rows = _claim(alias, outbox, partition, batch_size)
+            held, rows = _claim(alias, outbox, partition, batch_size)
+            report.contended = int(not held)
+            report.full = int(len(rows) == batch_size)
             sendable = _in_order(rows)
             report.held = len(rows) - len(sendable)
             if report.held:
@@ -266,10 +287,13 @@ def relay_outbox(outbox: type[AbstractOutboxMessage], **options: Any) -> RelayRe
 def relay_outboxes(outboxes: list[type[AbstractOutboxMessage]], *, batch_size: int | None = None,
                    publisher: Publisher | None = None, max_seconds: float | None = None,
                    max_waiting: int = 0) -> list[RelayReport]:
-    """Drain `outboxes`: pass over their pending partitions until a pass sends nothing (or the time is up).
+    """Drain `outboxes`: pass over their pending partitions while a batch comes back full (or the time is up).
 
-    Another pass after one that sent is what picks up a row committed while this relay held its partition
-    (another relay's try-lock skipped it).
+    A partition another relay holds is skipped and reported (`contended`), as are rows the order guard holds
+    and partitions deferred by back-pressure: the caller schedules a later pass for them (the relay task does,
+    see `sagas.tasks`). A pass that found nothing of the sort leaves nothing behind: a row that commits after
+    its claim kicks a pass of its own. Another pass to make sure, as this loop once did, read every outbox
+    once more after each pass that sent, and most found nothing.
 
     `max_waiting` > 0 applies back-pressure (see the module's docstring), judged once per pass for every
     outbox: their events share the partition queues, and a partition found free takes one batch from each.
@@ -297,7 +321,7 @@ def relay_outboxes(outboxes: list[type[AbstractOutboxMessage]], *, batch_size: i
         if max_waiting and candidates:
             backlog = publisher.waiting(candidates)
             busy = {partition for partition in candidates if backlog[partition] >= max_waiting}
-        sent = 0
+        more = False
         for outbox, partitions in pending.items():
             report = reports[outbox]
             progress = RelayReport(service=report.service)
@@ -309,17 +333,18 @@ def relay_outboxes(outboxes: list[type[AbstractOutboxMessage]], *, batch_size: i
                         progress.add(relay_partition(outbox, partition, batch_size=batch_size, publisher=publisher))
             except Exception as exc:
                 _give_up(outbox, report, exc, active)
-            held, progress.held = progress.held, 0
-            deferred, progress.deferred = progress.deferred, 0
             report.add(progress)
-            report.held = held  # rows still held after the last pass, not a sum over passes
-            report.deferred = deferred  # partitions still deferred after the last pass
-            sent += progress.sent
+            for name in _LAST_PASS_FIELDS:  # what the last pass left behind, not a sum over passes
+                setattr(report, name, getattr(progress, name))
+            more = more or bool(progress.full)
             if progress.failed and outbox in active:
                 active.remove(outbox)  # its broker publish failed: the beat tick tries again
-        if sent == 0 or (deadline is not None and time.monotonic() > deadline):
+        if not more or (deadline is not None and time.monotonic() > deadline):
             break
     return list(reports.values())
+
+
+_LAST_PASS_FIELDS = ("held", "deferred", "contended", "full")
 
 
 def _give_up(outbox: type[AbstractOutboxMessage], report: RelayReport, exc: Exception,

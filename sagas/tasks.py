@@ -33,8 +33,10 @@ def relay_outbox(service: str | None = None) -> int:
     Clears the kick flag first (see `sagas.outbox`): commits from now on kick
     again. Partitions whose consumer is behind are deferred (back-pressure, see
     `sagas.relay`); one later pass is then scheduled to send their rows together.
-    So is one when the order guard held rows: their predecessor may have
-    committed just before the claim's snapshot yet after the pass began.
+    So is one when the order guard held rows (their predecessor may have
+    committed just before the claim's snapshot yet after the pass began), and
+    when another relay held a partition (a row may have committed after that
+    relay's claim, and its kick found this pass).
     `service` is ignored: kicks sent by earlier versions name the outbox that
     committed, and every pass serves it.
     """
@@ -42,7 +44,7 @@ def relay_outbox(service: str | None = None) -> int:
         kick_flag_clear(producer.channel)
     reports = relay.relay_services(settings.OUTBOX_RELAY_SERVICES or None, max_seconds=30,
                                    max_waiting=settings.OUTBOX_MAX_WAITING_BATCHES)
-    if any(report.deferred or report.held for report in reports):
+    if any(report.deferred or report.held or report.contended for report in reports):
         _schedule_deferred_pass()
     return sum(report.sent for report in reports)
 

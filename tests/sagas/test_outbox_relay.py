@@ -136,6 +136,60 @@ def test_a_free_partition_takes_a_batch_from_every_outbox_on_the_same_pass(broke
         assert outbox.objects.get(partition_key=key).status == OutboxStatus.SENT
 
 
+def test_a_partition_another_relay_holds_is_reported_and_the_relay_task_schedules_another_pass(
+        broker, scratch_queues, settings, monkeypatch):
+    import psycopg
+
+    from sagas import tasks
+
+    key = f"contended-{uuid.uuid4()}"
+    probe_rows(OutboxMessage, key, [1])
+    # given another relay holding the row's partition (its lock, taken on a connection of its own)
+    params = connections["tournament"].get_connection_params()
+    holder = psycopg.connect(**{name: params[name] for name in ("host", "port", "dbname", "user") if name in params},
+                             autocommit=True)
+    try:
+        holder.execute("SELECT pg_advisory_lock(%s, %s)", [relay._lock_key(OutboxMessage), partition_for(key)])
+        # when a relay passes, it skips the partition and says so
+        report = relay.relay_outbox(OutboxMessage, publisher=relay.CeleryPublisher(queue_prefix=scratch_queues))
+        assert (report.sent, report.contended) == (0, 1)
+        # and the relay task, finding the same, schedules a later pass (a row that committed after the holder's
+        # claim must not wait for the beat tick)
+        settings.OUTBOX_RELAY_QUEUE = f"{scratch_queues}-relay"
+        settings.EVENT_QUEUE_PREFIX = scratch_queues
+        monkeypatch.setattr(tasks, "_deferred_pass_due", 0.0)
+        assert tasks.relay_outbox() == 0
+        assert broker.llen(settings.OUTBOX_RELAY_QUEUE) == 1
+    finally:
+        holder.close()
+    # then once the holder is done, that pass sends the row
+    assert tasks.relay_outbox() == 1
+    assert OutboxMessage.objects.get(partition_key=key).status == OutboxStatus.SENT
+
+
+def test_finding_pending_partitions_reads_the_index_even_when_statistics_say_most_rows_are_pending(broker):
+    from django.test.utils import CaptureQueriesContext
+
+    # given statistics taken during a backlog (most rows PENDING), and the backlog since sent
+    OutboxMessage.objects.bulk_create([
+        OutboxMessage(type=ProbeTicked.TYPE, aggregate_type=ProbeTicked.AGGREGATE_TYPE, partition_key=f"b{n}",
+                      partition=partition_for(f"b{n}"), aggregate_version=1, occurred_at="2026-01-01T00:00:00Z",
+                      payload={"value": "x" * 200}) for n in range(20_000)])
+    connection = connections["tournament"]
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {OutboxMessage._meta.db_table}")
+    OutboxMessage.objects.update(status=OutboxStatus.SENT)
+    probe_rows(OutboxMessage, "fresh", [1])
+    # when the relay asks which partitions have pending rows
+    with CaptureQueriesContext(connection) as queries:
+        assert relay._pending_partitions("tournament", OutboxMessage) == [partition_for("fresh")]
+    # then its plan probes the pending rows' index rather than reading the whole table on every pass
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN " + queries.captured_queries[-1]["sql"])
+        plan = "\n".join(line for line, in cursor.fetchall())
+    assert "Seq Scan" not in plan, plan
+
+
 def test_an_outbox_whose_database_fails_is_left_to_the_next_pass_and_the_others_still_go(
         broker, scratch_queues, monkeypatch):
     publisher = relay.CeleryPublisher(queue_prefix=scratch_queues)

@@ -56,7 +56,7 @@ class Command(BaseCommand):
             while True:
                 reports = relay_services(service, batch_size=batch_size)
                 for report in reports:
-                    if report.sent or report.failed or report.held or report.errors or not loop:
+                    if report.sent or report.failed or report.held or report.contended or report.errors or not loop:
                         self.stdout.write(self.describe(report))
                 if not loop:
                     return
@@ -74,4 +74,6 @@ class Command(BaseCommand):
     def describe(report: RelayReport) -> str:
         line = (f"{report.service}: sent {report.sent} in {report.batches} batch(es), held {report.held}, "
                 f"failed {report.failed}, dead {report.dead}")
+        if report.contended:
+            line += f", {report.contended} partition(s) skipped: another relay is sending them"
         return line + (f" (last error: {report.errors[-1]})" if report.errors else "")
