@@ -163,6 +163,8 @@ SPECTACULAR_SETTINGS = {
 
 # CELERY
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or os.environ.get("REDIS_URL") or "redis://127.0.0.1:63799/0"
+# kombu's Redis transport with one client per channel (see config/broker.py); other brokers keep their own.
+CELERY_BROKER_TRANSPORT = "config.broker:Transport" if CELERY_BROKER_URL.startswith("redis://") else None
 # A message not acknowledged within this many seconds is handed to another
 # worker. It must exceed the longest task and the longest countdown/ETA.
 CELERY_BROKER_VISIBILITY_TIMEOUT = env_int("CELERY_BROKER_VISIBILITY_TIMEOUT", 3600)
