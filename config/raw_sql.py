@@ -46,6 +46,34 @@ def _array_element(value: Any) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def insert_rows(objs: Sequence[models.Model], *, using: str) -> None:
+    """Insert new model instances in one `INSERT … SELECT FROM unnest(…)` and set their primary keys.
+
+    What `bulk_create` does on PostgreSQL (Django 5.2 inserts through
+    `unnest` too), with each column passed as one `pg_array` literal instead
+    of a list psycopg dumps element by element: an event's outbox row is
+    written on every hot path, and that dumping was a sixth of an event
+    consumer's CPU (py-spy). Defaults and `auto_now_add` apply as on save.
+    """
+    if not objs:
+        return
+    meta, connection = objs[0]._meta, connections[using]
+    columns = [field for field in meta.concrete_fields if field is not meta.pk and not field.generated]
+    quote = connection.ops.quote_name
+    arrays = [pg_array(field.get_db_prep_save(field.pre_save(obj, add=True), connection) for obj in objs)
+              for field in columns]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(field.column) for field in columns)})"
+            f" SELECT * FROM unnest({', '.join(f'%s::{field.db_type(connection)}[]' for field in columns)})"
+            f" RETURNING {quote(meta.pk.column)}",
+            arrays)
+        keys = [key for key, in cursor.fetchall()]
+    for obj, key in zip(objs, keys, strict=True):  # RETURNING keeps the order of the rows inserted
+        obj.pk = key
+        obj._state.adding, obj._state.db = False, using
+
+
 def update_rows(objs: Sequence[models.Model], fields: list[str], *, using: str) -> int:
     """Write `fields` of each object to its row by primary key, in one `UPDATE … FROM unnest(…)`; return the count.
 

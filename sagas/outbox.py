@@ -18,6 +18,7 @@ from django.conf import settings
 from django.db import router, transaction
 from django.utils import timezone
 
+from config.raw_sql import insert_rows
 from sagas.messages import Event
 from sagas.messaging_models import AbstractOutboxMessage, OutboxStatus
 from sagas.partitions import partition_for
@@ -60,7 +61,7 @@ def publish_many(publications: Iterable[Publication], *,
     if not transaction.get_connection(using).in_atomic_block:
         raise OutsideTransactionError(f"publish to {outbox.__name__} inside transaction.atomic(using={using!r})")
     now = timezone.now()
-    rows = outbox.objects.using(using).bulk_create([
+    rows = [
         outbox(
             type=event.TYPE,
             schema_version=event.SCHEMA_VERSION,
@@ -74,7 +75,8 @@ def publish_many(publications: Iterable[Publication], *,
             payload=event.to_payload(),
         )
         for event, aggregate_id, aggregate_version, correlation_id, causation_id in publications
-    ])
+    ]
+    insert_rows(rows, using=using)
     if rows:
         kick_relay_on_commit(outbox._meta.app_label, using=using)
     return rows

@@ -24,7 +24,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from config.raw_sql import json_value, pg_array
+from config.raw_sql import insert_rows, json_value, pg_array
 from sagas.messages import Event
 from sagas.outbox import Publication, publish_many
 from scores.messages import (
@@ -275,5 +275,5 @@ def ledger_append_many(*, appends: list[tuple[LedgerState, list[Change]]]) -> li
     publish_many([Publication(change.event, stream_key(state.tournament_id, state.player_id), state.version,
                               change.correlation_id, change.causation_id) for state, change in rows],
                  outbox=OutboxMessage)
-    LedgerSnapshot.objects.using(ALIAS).bulk_create(snapshots)
+    insert_rows(snapshots, using=ALIAS)
     return states

@@ -6,7 +6,7 @@ import uuid
 import pytest
 from django.db import connection
 
-from config.raw_sql import json_value, pg_array
+from config.raw_sql import insert_rows, json_value, pg_array
 
 
 def round_trip(values: list, cast: str) -> list:
@@ -42,3 +42,25 @@ def test_an_enum_member_is_written_as_its_value_and_an_unknown_type_is_refused()
     assert round_trip([Colour.RED, True], "text") == ["red", "true"]
     with pytest.raises(TypeError, match="bytes"):
         pg_array([b"raw"])
+
+
+@pytest.mark.django_db(databases=["tournament"])
+def test_insert_rows_writes_every_field_applies_defaults_and_sets_the_primary_keys():
+    from django.utils import timezone
+
+    from tournament.models import OutboxMessage
+
+    moment = timezone.now()
+    rows = [OutboxMessage(type=f"t{n}", aggregate_type="a", partition_key=key, partition=n, aggregate_version=n + 1,
+                          correlation_id="", occurred_at=moment, payload=payload)
+            for n, (key, payload) in enumerate([('k"1\\', {"name": 'the "best"', "list": [1, None]}), ("k2", {})])]
+    insert_rows(rows, using="tournament")
+    assert all(row.pk is not None and not row._state.adding for row in rows)
+    stored = {row.pk: row for row in OutboxMessage.objects.using("tournament").all()}
+    fields = ["message_id", "type", "schema_version", "aggregate_type", "partition_key", "partition",
+              "aggregate_version", "correlation_id", "causation_id", "occurred_at", "payload", "status", "attempts",
+              "last_error", "sent_at"]
+    for row in rows:
+        assert [getattr(stored[row.pk], name) for name in fields] == [getattr(row, name) for name in fields]
+        assert stored[row.pk].created_at is not None and stored[row.pk].created_at == row.created_at
+    assert stored[rows[0].pk].status == "PENDING" and stored[rows[0].pk].schema_version == 1  # model defaults
