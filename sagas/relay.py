@@ -244,8 +244,10 @@ def relay_partition(outbox: type[AbstractOutboxMessage], partition: int, *, batc
         with transaction.atomic(using=alias):
             held, rows = _claim(alias, outbox, partition, batch_size)
             report.contended = int(not held)
-            report.full = int(len(rows) == batch_size)
             sendable = _in_order(rows)
+            # More may wait behind a full batch; a full batch the order guard held entirely is not progress
+            # (passing again at once would claim and release the same rows until their hold ends).
+            report.full = int(len(rows) == batch_size and bool(sendable))
             report.held = len(rows) - len(sendable)
             if report.held:
                 _unclaim(alias, outbox, sorted({row["id"] for row in rows} - {row["id"] for row in sendable}))

@@ -36,7 +36,8 @@ def relay_outbox(service: str | None = None) -> int:
     So is one when the order guard held rows (their predecessor may have
     committed just before the claim's snapshot yet after the pass began), and
     when another relay held a partition (a row may have committed after that
-    relay's claim, and its kick found this pass).
+    relay's claim, and its kick found this pass), and when the time limit cut
+    the drain short.
     `service` is ignored: kicks sent by earlier versions name the outbox that
     committed, and every pass serves it.
     """
@@ -44,7 +45,7 @@ def relay_outbox(service: str | None = None) -> int:
         kick_flag_clear(producer.channel)
     reports = relay.relay_services(settings.OUTBOX_RELAY_SERVICES or None, max_seconds=30,
                                    max_waiting=settings.OUTBOX_MAX_WAITING_BATCHES)
-    if any(report.deferred or report.held or report.contended for report in reports):
+    if any(report.deferred or report.held or report.contended or report.full for report in reports):
         _schedule_deferred_pass()
     return sum(report.sent for report in reports)
 
@@ -52,10 +53,10 @@ def relay_outbox(service: str | None = None) -> int:
 def _schedule_deferred_pass() -> None:
     global _deferred_pass_due
     now, delay = time.monotonic(), settings.OUTBOX_DEFERRED_PASS_SECONDS
-    if _deferred_pass_due > now:
-        return  # one is on its way
-    _deferred_pass_due = now + delay
+    if delay <= 0 or _deferred_pass_due > now:
+        return  # off (the beat tick relays them), or one is on its way
     relay_outbox.apply_async(countdown=delay, queue=settings.OUTBOX_RELAY_QUEUE, retry=False)
+    _deferred_pass_due = now + delay
 
 
 @shared_task(name="sagas.purge_outbox", ignore_result=True, time_limit=600)

@@ -31,13 +31,20 @@ def test_make_run_serves_healthz_and_stops_cleanly_on_ctrl_c(django_db_setup, tm
         wait_until(lambda: requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200,
                    timeout=120, interval=0.25, message="healthz green")
         print(f"make run: /healthz green after {time.monotonic() - started:.1f}s")
-        children = psutil.Process(process.pid).children(recursive=True)
+        # the events consumers: two workers (one per core), each partition queue owned by exactly one
+        # (`consume_events` starts them; /healthz may turn green first)
+        def consumed() -> list[str]:
+            return sorted({c.cmdline()[c.cmdline().index("-Q") + 1] for c in running()
+                           if "worker" in c.cmdline() and any(arg.startswith("events-") for arg in c.cmdline())})
+
+        def running() -> list[psutil.Process]:
+            return psutil.Process(process.pid).children(recursive=True)
+
+        wait_until(lambda: consumed() == ["events.0,events.2", "events.1,events.3"], timeout=60,
+                   message="event consumers started")
+        children = running()
         assert any("celery" in " ".join(c.cmdline()) and "beat" in c.cmdline() for c in children)
         assert any("celery" in " ".join(c.cmdline()) and "worker" in c.cmdline() for c in children)
-        # the events consumers: two workers (one per core), each partition queue owned by exactly one
-        consumed = [c.cmdline()[c.cmdline().index("-Q") + 1] for c in children
-                    if "worker" in c.cmdline() and any(arg.startswith("events-") for arg in c.cmdline())]
-        assert sorted(set(consumed)) == ["events.0,events.2", "events.1,events.3"]
     finally:
         # and Ctrl-C (SIGINT to the foreground group) stops every process it started
         os.killpg(process.pid, signal.SIGINT)

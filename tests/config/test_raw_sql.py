@@ -64,3 +64,26 @@ def test_insert_rows_writes_every_field_applies_defaults_and_sets_the_primary_ke
         assert [getattr(stored[row.pk], name) for name in fields] == [getattr(row, name) for name in fields]
         assert stored[row.pk].created_at is not None and stored[row.pk].created_at == row.created_at
     assert stored[rows[0].pk].status == "PENDING" and stored[rows[0].pk].schema_version == 1  # model defaults
+
+
+@pytest.mark.django_db(databases=["tournament"])
+def test_a_value_too_long_for_its_column_is_refused_not_cut_short():
+    from django.db import DataError, transaction
+    from django.utils import timezone
+
+    from config.raw_sql import update_rows
+    from tournament.models import OutboxMessage
+
+    def row(key: str) -> OutboxMessage:
+        return OutboxMessage(type="t", aggregate_type="a", partition_key=key, partition=0, aggregate_version=1,
+                             occurred_at=timezone.now(), payload={})
+
+    with pytest.raises(DataError), transaction.atomic(using="tournament"):
+        insert_rows([row("k" * 201)], using="tournament")
+    assert not OutboxMessage.objects.using("tournament").exists()
+    stored = row("short")
+    insert_rows([stored], using="tournament")
+    stored.partition_key = "k" * 201
+    with pytest.raises(DataError), transaction.atomic(using="tournament"):
+        update_rows([stored], ["partition_key"], using="tournament")
+    assert OutboxMessage.objects.using("tournament").get().partition_key == "short"

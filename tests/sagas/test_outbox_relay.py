@@ -146,8 +146,9 @@ def test_a_partition_another_relay_holds_is_reported_and_the_relay_task_schedule
     probe_rows(OutboxMessage, key, [1])
     # given another relay holding the row's partition (its lock, taken on a connection of its own)
     params = connections["tournament"].get_connection_params()
-    holder = psycopg.connect(**{name: params[name] for name in ("host", "port", "dbname", "user") if name in params},
-                             autocommit=True)
+    for name in ("cursor_factory", "context", "server_side_binding", "options"):
+        params.pop(name, None)
+    holder = psycopg.connect(**params, autocommit=True)
     try:
         holder.execute("SELECT pg_advisory_lock(%s, %s)", [relay._lock_key(OutboxMessage), partition_for(key)])
         # when a relay passes, it skips the partition and says so
@@ -155,7 +156,7 @@ def test_a_partition_another_relay_holds_is_reported_and_the_relay_task_schedule
         assert (report.sent, report.contended) == (0, 1)
         # and the relay task, finding the same, schedules a later pass (a row that committed after the holder's
         # claim must not wait for the beat tick)
-        settings.OUTBOX_RELAY_QUEUE = f"{scratch_queues}-relay"
+        settings.OUTBOX_RELAY_QUEUE = f"{scratch_queues}.relay"
         settings.EVENT_QUEUE_PREFIX = scratch_queues
         monkeypatch.setattr(tasks, "_deferred_pass_due", 0.0)
         assert tasks.relay_outbox() == 0
@@ -170,16 +171,18 @@ def test_a_partition_another_relay_holds_is_reported_and_the_relay_task_schedule
 def test_finding_pending_partitions_reads_the_index_even_when_statistics_say_most_rows_are_pending(broker):
     from django.test.utils import CaptureQueriesContext
 
-    # given statistics taken during a backlog (most rows PENDING), and the backlog since sent
-    OutboxMessage.objects.bulk_create([
-        OutboxMessage(type=ProbeTicked.TYPE, aggregate_type=ProbeTicked.AGGREGATE_TYPE, partition_key=f"b{n}",
-                      partition=partition_for(f"b{n}"), aggregate_version=1, occurred_at="2026-01-01T00:00:00Z",
-                      payload={"value": "x" * 200}) for n in range(20_000)])
+    # given statistics taken during a backlog (most rows PENDING), and the backlog since sent; all in one
+    # transaction, so no relay of the session's workers ever sees those rows pending
     connection = connections["tournament"]
-    with connection.cursor() as cursor:
-        cursor.execute(f"ANALYZE {OutboxMessage._meta.db_table}")
-    OutboxMessage.objects.update(status=OutboxStatus.SENT)
-    probe_rows(OutboxMessage, "fresh", [1])
+    with transaction.atomic(using="tournament"):
+        OutboxMessage.objects.bulk_create([
+            OutboxMessage(type=ProbeTicked.TYPE, aggregate_type=ProbeTicked.AGGREGATE_TYPE, partition_key=f"b{n}",
+                          partition=partition_for(f"b{n}"), aggregate_version=1, occurred_at="2026-01-01T00:00:00Z",
+                          payload={"value": "x" * 200}) for n in range(20_000)])
+        with connection.cursor() as cursor:
+            cursor.execute(f"ANALYZE {OutboxMessage._meta.db_table}")
+        OutboxMessage.objects.update(status=OutboxStatus.SENT)
+        probe_rows(OutboxMessage, "fresh", [1])
     # when the relay asks which partitions have pending rows
     with CaptureQueriesContext(connection) as queries:
         assert relay._pending_partitions("tournament", OutboxMessage) == [partition_for("fresh")]
@@ -187,7 +190,21 @@ def test_finding_pending_partitions_reads_the_index_even_when_statistics_say_mos
     with connection.cursor() as cursor:
         cursor.execute("EXPLAIN " + queries.captured_queries[-1]["sql"])
         plan = "\n".join(line for line, in cursor.fetchall())
-    assert "Seq Scan" not in plan, plan
+    assert "Seq Scan" not in plan and "Index Only Scan using tournament_outbox_pending" in plan, plan
+
+
+def test_a_full_batch_the_order_guard_holds_entirely_does_not_start_another_pass(broker, scratch_queues):
+    from django.test.utils import CaptureQueriesContext
+
+    # given a partition whose oldest pending row waits for a predecessor that has not committed (a gap)
+    probe_rows(OutboxMessage, "waiting", [2])
+    # when a relay claims batches of one row
+    with CaptureQueriesContext(connections["tournament"]) as queries:
+        report = relay.relay_outbox(OutboxMessage, publisher=relay.CeleryPublisher(queue_prefix=scratch_queues),
+                                    batch_size=1)
+    # then it holds the row and stops, instead of claiming and releasing it again until the hold ends
+    assert (report.sent, report.held, report.full) == (0, 1, 0)
+    assert sum("pg_try_advisory_xact_lock" in query["sql"] for query in queries.captured_queries) == 1
 
 
 def test_an_outbox_whose_database_fails_is_left_to_the_next_pass_and_the_others_still_go(
