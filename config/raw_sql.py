@@ -5,7 +5,7 @@ import datetime
 import decimal
 import json
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from django.db import connections, models
@@ -62,13 +62,12 @@ def insert_rows(objs: Sequence[models.Model], *, using: str) -> None:
     meta, connection = objs[0]._meta, connections[using]
     columns = [field for field in meta.concrete_fields if field is not meta.pk and not field.generated]
     quote = connection.ops.quote_name
-    arrays = [pg_array(field.get_db_prep_save(field.pre_save(obj, add=True), connection) for obj in objs)
-              for field in columns]
+    rows, arrays = _unnest(columns, objs, connection,
+                           lambda field, obj: field.get_db_prep_save(field.pre_save(obj, add=True), connection))
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(field.column) for field in columns)})"
-            f" SELECT * FROM unnest({', '.join(f'%s::{_array_type(field, connection)}' for field in columns)})"
-            f" RETURNING {quote(meta.pk.column)}",
+            f" SELECT * FROM {rows} RETURNING {quote(meta.pk.column)}",
             arrays)
         keys = [key for key, in cursor.fetchall()]
     for obj, key in zip(objs, keys, strict=True):  # RETURNING keeps the order of the rows inserted
@@ -76,10 +75,13 @@ def insert_rows(objs: Sequence[models.Model], *, using: str) -> None:
         obj._state.adding, obj._state.db = False, using
 
 
-def _array_type(field: models.Field, connection: Any) -> str:
-    # Without the length (varchar(200) -> varchar): a cast to varchar(n) cuts a longer value short, where the
-    # column refuses it. Django's own unnest inserts drop it for the same reason.
-    return field.db_type(connection).split("(")[0] + "[]"
+def _unnest(fields: list[models.Field], objs: Sequence[models.Model], connection: Any,
+            value: Callable[[models.Field, models.Model], Any]) -> tuple[str, list[str]]:
+    """Return `unnest(%s::type[], …)` with a column per field, and its parameters: one `pg_array` each."""
+    # Each cast without the length (varchar(200) -> varchar): a cast to varchar(n) cuts a longer value short,
+    # where the column refuses it. Django's own unnest inserts drop it for the same reason.
+    casts = [f"%s::{field.db_type(connection).split('(')[0]}[]" for field in fields]
+    return f"unnest({', '.join(casts)})", [pg_array(value(field, obj) for obj in objs) for field in fields]
 
 
 def update_rows(objs: Sequence[models.Model], fields: list[str], *, using: str) -> int:
@@ -94,13 +96,12 @@ def update_rows(objs: Sequence[models.Model], fields: list[str], *, using: str) 
     columns = [meta.pk, *(meta.get_field(name) for name in fields)]
     quote = connection.ops.quote_name
     names = [quote(field.column) for field in columns]
-    arrays = [pg_array(field.get_db_prep_save(getattr(obj, field.attname), connection) for obj in objs)
-              for field in columns]
+    rows, arrays = _unnest(columns, objs, connection,
+                           lambda field, obj: field.get_db_prep_save(getattr(obj, field.attname), connection))
     with connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {quote(meta.db_table)} AS t SET {', '.join(f'{name} = k.{name}' for name in names[1:])}"
-            f" FROM unnest({', '.join(f'%s::{_array_type(field, connection)}' for field in columns)})"
-            f" AS k({', '.join(names)}) WHERE t.{names[0]} = k.{names[0]}",
+            f" FROM {rows} AS k({', '.join(names)}) WHERE t.{names[0]} = k.{names[0]}",
             arrays)
         return cursor.rowcount
 
