@@ -133,6 +133,12 @@ class RelayReport:
     full: int = 0  # batches that filled the batch size: more rows may wait
     errors: list[str] = dataclasses.field(default_factory=list)
 
+    @property
+    def left_behind(self) -> bool:
+        """Whether the last pass left rows for a later one: deferred or held rows, a partition another relay
+        held, or a drain the time limit cut short."""
+        return bool(self.deferred or self.held or self.contended or self.full)
+
     def add(self, other: RelayReport) -> None:
         self.sent += other.sent
         self.held += other.held

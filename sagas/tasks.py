@@ -45,7 +45,7 @@ def relay_outbox(service: str | None = None) -> int:
         kick_flag_clear(producer.channel)
     reports = relay.relay_services(settings.OUTBOX_RELAY_SERVICES or None, max_seconds=30,
                                    max_waiting=settings.OUTBOX_MAX_WAITING_BATCHES)
-    if any(report.deferred or report.held or report.contended or report.full for report in reports):
+    if any(report.left_behind for report in reports):
         _schedule_deferred_pass()
     return sum(report.sent for report in reports)
 

@@ -64,8 +64,8 @@ class Command(BaseCommand):
                 # Rows left behind (another relay's partition, an order hold, a batch cut short) are looked at
                 # again soon, as the relay task's deferred pass does; otherwise a commit or the interval wakes it.
                 soon = settings.OUTBOX_DEFERRED_PASS_SECONDS
-                left = any(report.held or report.contended or report.full for report in reports)
-                pause = soon if left and 0 < soon < interval else interval
+                left_behind = any(report.left_behind for report in reports)
+                pause = soon if left_behind and 0 < soon < interval else interval
                 if listener is not None:
                     listener.wait(pause)
                 else:
