@@ -233,7 +233,7 @@ class TableStore(MemoryStore):
                 for (tournament_id, player_id), line in lines]
         updates = ", ".join(f"{column} = {table}.{column} + EXCLUDED.{column}" for column in columns)
         casts = ["uuid", "varchar"] + ["bigint"] * len(columns)
-        with connections[ALIAS].cursor() as cursor:
+        with connections[ALIAS].prepared_cursor() as cursor:
             cursor.execute(
                 f"INSERT INTO {table} (tournament_id, player_id, {', '.join(columns)}) SELECT * FROM unnest("
                 + ", ".join(f"%s::{cast}[]" for cast in casts)
@@ -271,7 +271,7 @@ def events_record(envelopes: list[Envelope]) -> list[Envelope]:
     values = [pg_array(getattr(envelope, name) for envelope in fresh) for name in list(columns)[:-2]]
     values += [pg_array(envelope.payload for envelope in fresh),
                pg_array(envelope.payload["tournament_id"] for envelope in fresh)]
-    with connections[ALIAS].cursor() as cursor:
+    with connections[ALIAS].prepared_cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {ConsumedEvent._meta.db_table} ({', '.join(columns)}, applied_at)"
             f" SELECT {', '.join(f'k.{name}' for name in columns)}, %s FROM unnest("

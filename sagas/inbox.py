@@ -247,7 +247,7 @@ def _apply_chunk(sub: Subscription, envelopes: list[Envelope],
     """
     alias = sub.app_label
     connection = transaction.get_connection(alias)
-    with connection.cursor() as cursor:
+    with connection.prepared_cursor() as cursor:
         # Bounded waits for other consumer processes' locks: a conflict gives up quickly (see _consume_chunk).
         cursor.execute("SELECT set_config('lock_timeout', %s, true)", [f"{settings.INBOX_BATCH_LOCK_TIMEOUT_MS}ms"])
     positions, seen = _lock_positions(sub, {(e.aggregate_type, e.aggregate_id) for e in envelopes}, tables,
@@ -277,7 +277,7 @@ def _apply_chunk(sub: Subscription, envelopes: list[Envelope],
     moved = {(e.aggregate_type, e.aggregate_id): positions[(e.aggregate_type, e.aggregate_id)] for e in applied}
     types, ids, versions = [k[0] for k in moved], [k[1] for k in moved], list(moved.values())
     quote = connection.ops.quote_name
-    with connection.cursor() as cursor:
+    with connection.prepared_cursor() as cursor:
         cursor.execute(
             f"WITH inbox_rows AS (INSERT INTO {quote(tables.inbox._meta.db_table)} (consumer, message_id, type,"
             " processed_at) SELECT %s, k.message_id, k.type, now() FROM unnest(%s::uuid[], %s::text[]) AS"
@@ -317,7 +317,7 @@ def _lock_position(sub: Subscription, envelope: Envelope, tables: ConsumerTables
     """
     connection = transaction.get_connection(sub.app_label)
     table = connection.ops.quote_name(tables.position._meta.db_table)
-    with connection.cursor() as cursor:
+    with connection.prepared_cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {table} (consumer, aggregate_type, aggregate_id, version, updated_at)"
             " VALUES (%s, %s, %s, 0, now()) ON CONFLICT (consumer, aggregate_type, aggregate_id)"
@@ -339,7 +339,7 @@ def _lock_positions(sub: Subscription, keys: set[tuple[str, str]], tables: Consu
     ordered = sorted(keys)  # one lock order for every process: two chunks never wait on each other in a circle
     connection = transaction.get_connection(sub.app_label)
     quote = connection.ops.quote_name
-    with connection.cursor() as cursor:
+    with connection.prepared_cursor() as cursor:
         cursor.execute(
             f"WITH locked AS (INSERT INTO {quote(tables.position._meta.db_table)}"
             " (consumer, aggregate_type, aggregate_id, version, updated_at)"

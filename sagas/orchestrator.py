@@ -228,7 +228,7 @@ def attempt_begin(*, saga_id: str, saga_type: str, step: int, kind: str, task_id
     params = {"saga_id": saga_id, "state": _expected_state(kind), "step": step, "kind": kind, "attempt": attempt,
               "name": definition_get(saga_type).steps[step].name, "task_id": task_id or "", "worker": worker or "",
               "now": timezone.now()}
-    with connections[ALIAS].cursor() as cursor:
+    with connections[ALIAS].prepared_cursor() as cursor:
         cursor.execute(_ATTEMPT_BEGIN_SQL, params)
         row = cursor.fetchone()
     if row is None or row[1] != StepStatus.RUNNING:
@@ -307,7 +307,7 @@ def attempt_succeeded(*, saga_id: str, saga_type: str, step: int, kind: str, att
               "kind": kind, "attempt_id": attempt.id, "status": status, "now": now, "next_state": next_state,
               "next_step": next_step, "finished_at": finished_at,
               "stalled_after": now + _seconds("SAGAS_STEP_TIMEOUT")}
-    with connections[ALIAS].cursor() as cursor:
+    with connections[ALIAS].prepared_cursor() as cursor:
         cursor.execute(_ATTEMPT_SUCCEEDED_SQL, params)
         return cursor.fetchone()[0] == 1
 

@@ -169,15 +169,18 @@ def _pending_partitions(alias: str, outbox: type[AbstractOutboxMessage]) -> list
     # Raw SQL: every pass asks this of every outbox, and building the queryset cost more than running it.
     # A loose index scan (one probe of the pending index per partition) rather than DISTINCT: its plan does not
     # depend on statistics. Statistics taken during a backlog once made DISTINCT scan the whole table on every pass.
+    # The status is written into the statement, not passed: the prepared statement's generic plan can then use
+    # the partial index of pending rows, which a parameter would not prove it covers.
     connection = connections[alias]
     table = connection.ops.quote_name(outbox._meta.db_table)
-    with connection.cursor() as cursor:
+    pending = f"status = '{OutboxStatus.PENDING}'"
+    with connection.prepared_cursor() as cursor:
         cursor.execute(
             f"WITH RECURSIVE p(partition) AS ("
-            f" SELECT min(partition) FROM {table} WHERE status = %(status)s"
-            f" UNION ALL SELECT (SELECT min(partition) FROM {table} WHERE status = %(status)s"
+            f" SELECT min(partition) FROM {table} WHERE {pending}"
+            f" UNION ALL SELECT (SELECT min(partition) FROM {table} WHERE {pending}"
             f" AND partition > p.partition) FROM p WHERE p.partition IS NOT NULL"
-            f") SELECT partition FROM p WHERE partition IS NOT NULL", {"status": OutboxStatus.PENDING})
+            f") SELECT partition FROM p WHERE partition IS NOT NULL")
         partitions = [partition for partition, in cursor.fetchall()]
     random.shuffle(partitions)  # concurrent relays start on different partitions
     return partitions
@@ -211,7 +214,7 @@ def _claim(alias: str, outbox: type[AbstractOutboxMessage], partition: int,
     connection = connections[alias]
     sql = _CLAIM_SQL.format(table=connection.ops.quote_name(outbox._meta.db_table),
                             columns=", ".join(f"o.{field}" for field in ROW_FIELDS))
-    with connection.cursor() as cursor:
+    with connection.prepared_cursor() as cursor:
         cursor.execute(sql, {"lock_key": _lock_key(outbox), "partition": partition, "batch_size": batch_size})
         names = [column.name for column in cursor.description][1:]
         results = cursor.fetchall()

@@ -190,7 +190,7 @@ def ledger_load_many(streams: Iterable[tuple[str, str]]) -> dict[tuple[str, str]
     # snapshot by one backward index step, then only the events after it. A plain join leaves the plan to the
     # statistics, and the planner, which cannot know the tail after a snapshot is short, then reads every
     # snapshot and event of the streams, or the whole table.
-    with transaction.get_connection(ALIAS).cursor() as cursor:
+    with transaction.get_connection(ALIAS).prepared_cursor() as cursor:
         cursor.execute(
             "SELECT s.state FROM unnest(%s::uuid[], %s::varchar[]) AS k(tournament_id, player_id)"
             f" CROSS JOIN LATERAL (SELECT state FROM {LedgerSnapshot._meta.db_table}"
@@ -258,7 +258,7 @@ def ledger_append_many(*, appends: list[tuple[LedgerState, list[Change]]]) -> li
     # A savepoint: on a conflict, rolling back to it releases the rows this attempt did insert at once;
     # deleted ones would stay locked to the transaction's end, and a concurrent writer waiting on them
     # while this one retries on its rows would be a deadlock.
-    with transaction.atomic(using=ALIAS), transaction.get_connection(ALIAS).cursor() as cursor:
+    with transaction.atomic(using=ALIAS), transaction.get_connection(ALIAS).prepared_cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {table} (tournament_id, player_id, version, type, schema_version, payload, causation_id,"
             " recorded_at) SELECT * FROM unnest(%s::uuid[], %s::varchar[], %s::int[], %s::varchar[], %s::smallint[],"

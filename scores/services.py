@@ -200,7 +200,7 @@ def ledgers_open(*, tournament_id: str, player_ids: list[str], causation_id: str
     wait for each other (FOR SHARE, which the ORM cannot express). The same
     statement tells which streams already have events: opening is idempotent per stream.
     """
-    with transaction.get_connection(ALIAS).cursor() as cursor:
+    with transaction.get_connection(ALIAS).prepared_cursor() as cursor:
         cursor.execute(
             f"SELECT p.id, p.suspended, EXISTS (SELECT 1 FROM {LedgerEvent._meta.db_table} e"
             "  WHERE e.tournament_id = %s AND e.player_id = p.id)"

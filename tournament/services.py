@@ -76,7 +76,7 @@ def _lock_tournament_for_results(tournament_id: uuid.UUID | str, players: Sequen
     must remember; the row lock is taken by the UPDATE anyway. The participant
     check rides in the same statement: one round trip less per result.
     """
-    with connections[ALIAS].cursor() as cursor:
+    with connections[ALIAS].prepared_cursor() as cursor:
         cursor.execute(
             f"SELECT t.status, ARRAY(SELECT p.player_id FROM {Participant._meta.db_table} p"
             f" WHERE p.tournament_id = t.id AND p.player_id = ANY(%s::varchar[]))"

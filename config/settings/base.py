@@ -104,9 +104,20 @@ def database_config(alias: str, schema: str | None) -> dict:
     config = dj_database_url.parse(
         url, engine="config.postgres_backend", conn_max_age=CONN_MAX_AGE, conn_health_checks=True
     )
+    options = config.setdefault("OPTIONS", {})
+    # Statements run this often through `prepared_cursor` are prepared (Django's own cursors never are);
+    # DATABASE_PREPARE_THRESHOLD=off for a pooler that cannot keep prepared statements (Django's default).
+    threshold = os.environ.get("DATABASE_PREPARE_THRESHOLD", "5")
+    options["prepare_threshold"] = None if threshold.lower() == "off" else int(threshold)
+    settings = [options.get("options", "")]  # any `?options=` of the URL comes first
     if schema:
         # The schema is the service boundary: unqualified names resolve only there.
-        config.setdefault("OPTIONS", {})["options"] = f"-c search_path={schema}"
+        settings.append(f"-c search_path={schema}")
+    if options["prepare_threshold"] is not None:
+        # A prepared statement keeps one generic plan. Left to choose, PostgreSQL plans anew on every run any
+        # statement taking an array, as it cannot cost the array's length in advance (pg_stat_statements).
+        settings.append("-c plan_cache_mode=force_generic_plan")
+    options["options"] = " ".join(setting for setting in settings if setting)
     return config
 
 
