@@ -26,11 +26,7 @@ class BeatLock:
         self._conn: psycopg.Connection | None = None
 
     def _connect(self) -> psycopg.Connection:
-        params = connections[self.alias].get_connection_params()
-        params.pop("cursor_factory", None)
-        params.pop("context", None)
-        params.pop("server_side_binding", None)
-        return psycopg.connect(**params, autocommit=True)
+        return connections[self.alias].direct_connection()
 
     def acquire(self) -> bool:
         """Return True while this process holds the lock, taking it if it is free."""

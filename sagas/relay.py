@@ -381,14 +381,12 @@ class OutboxListener:
         self.connections: list[psycopg.Connection] = []
         seen = set()
         for outbox in outbox_models():
-            params = connections[router.db_for_write(outbox)].get_connection_params()
-            key = (params.get("host"), params.get("port"), params.get("dbname"))
+            connection = connections[router.db_for_write(outbox)]
+            key = tuple(connection.settings_dict[name] for name in ("HOST", "PORT", "NAME"))
             if key in seen:
                 continue
             seen.add(key)
-            for name in ("cursor_factory", "context", "server_side_binding", "options"):
-                params.pop(name, None)
-            conn = psycopg.connect(**params, autocommit=True)
+            conn = connection.direct_connection()
             conn.execute(f"LISTEN {self.channel}")
             self.connections.append(conn)
 

@@ -1,6 +1,7 @@
 """PostgreSQL backend that creates the alias's schema before migrating into it, and prepares hot statements."""
 import re
 
+import psycopg
 from django.db.backends.postgresql import base, operations
 from django.db.backends.utils import CursorWrapper
 from django.utils.asyncio import async_unsafe
@@ -30,6 +31,16 @@ class DatabaseWrapper(base.DatabaseWrapper):
         if schema:
             with self.cursor() as cursor:
                 cursor.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+
+    def direct_connection(self, *, autocommit: bool = True) -> psycopg.Connection:
+        """Open a psycopg connection of its own to this alias's database, outside Django's management.
+
+        For what must outlive or stand beside Django's connection: session-level advisory locks, LISTEN.
+        """
+        params = self.get_connection_params()
+        for name in ("cursor_factory", "context", "server_side_binding"):  # Django's, not libpq's
+            params.pop(name, None)
+        return psycopg.connect(**params, autocommit=autocommit)
 
     @async_unsafe
     def prepared_cursor(self) -> CursorWrapper:

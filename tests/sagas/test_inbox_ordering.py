@@ -4,7 +4,6 @@ import threading
 import uuid
 from dataclasses import dataclass
 
-import psycopg
 import pytest
 from django.test import override_settings
 from django.utils import timezone
@@ -199,10 +198,7 @@ def test_a_batch_that_meets_another_process_lock_is_applied_event_by_event(probe
     blocked, free = f"agg-{uuid.uuid4()}", f"agg-{uuid.uuid4()}"
     deliver(envelope(blocked, 1))
     # given another connection holding the lock of one aggregate's position for longer than the batch waits
-    params = connections["leaderboard"].get_connection_params()
-    for name in ("cursor_factory", "context", "server_side_binding"):
-        params.pop(name, None)
-    holder = psycopg.connect(**params)
+    holder = connections["leaderboard"].direct_connection(autocommit=False)
     holder.execute(f"SELECT 1 FROM {ConsumerPosition._meta.db_table} WHERE aggregate_id = %s FOR UPDATE", [blocked])
     release = threading.Timer(0.5, holder.commit)
     release.start()

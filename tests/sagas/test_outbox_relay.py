@@ -138,17 +138,12 @@ def test_a_free_partition_takes_a_batch_from_every_outbox_on_the_same_pass(broke
 
 def test_a_partition_another_relay_holds_is_reported_and_the_relay_task_schedules_another_pass(
         broker, scratch_queues, settings, monkeypatch):
-    import psycopg
-
     from sagas import tasks
 
     key = f"contended-{uuid.uuid4()}"
     probe_rows(OutboxMessage, key, [1])
     # given another relay holding the row's partition (its lock, taken on a connection of its own)
-    params = connections["tournament"].get_connection_params()
-    for name in ("cursor_factory", "context", "server_side_binding", "options"):
-        params.pop(name, None)
-    holder = psycopg.connect(**params, autocommit=True)
+    holder = connections["tournament"].direct_connection()
     try:
         holder.execute("SELECT pg_advisory_lock(%s, %s)", [relay._lock_key(OutboxMessage), partition_for(key)])
         # when a relay passes, it skips the partition and says so
