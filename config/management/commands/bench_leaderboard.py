@@ -38,6 +38,7 @@ from django.test import Client
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
+from config.benchmarks import percentile, settings_warning
 from config.celery import app as celery_app
 from leaderboard.models import (
     ConsumedEvent,
@@ -68,13 +69,8 @@ BENCH_PREFIX = "bench"
 LEADERBOARD_CONSUMER = "leaderboard.standings"
 
 
-def percentile(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
-
-
 def figures(samples: list[float]) -> str:
-    return (f"p50 {percentile(samples, 50):8.2f} ms   p99 {percentile(samples, 99):8.2f} ms   "
+    return (f"p50 {percentile(samples, .5):8.2f} ms   p99 {percentile(samples, .99):8.2f} ms   "
             f"max {max(samples):8.2f} ms   (n={len(samples)})")
 
 
@@ -138,6 +134,8 @@ class Command(BaseCommand):
                 or any(rate <= 0 for rate in rates) or any(length < 1 for length in lengths)):
             raise CommandError("need --players >= 2, --results >= 1, --seconds >= 0, --producers >= 1, "
                                "positive --rates and --stream-lengths", returncode=2)
+        if warning := settings_warning():
+            self.say(warning)
         self.rng = random.Random(options["seed"])
         self.tournaments: list[str] = []
         try:
@@ -322,9 +320,9 @@ class Command(BaseCommand):
                     for _ in range(50)]
             assert ledger_load(tournament_id=tournament_id, player_id=player) == ledger_load(
                 tournament_id=tournament_id, player_id=player, use_snapshots=False)
-            self.say(f"ledger load, {length:>7,}-event stream: full replay p50 {percentile(full, 50):8.2f} ms; "
-                     f"from snapshot (every {every}) p50 {percentile(snap, 50):6.2f} ms, "
-                     f"p99 {percentile(snap, 99):6.2f} ms")
+            self.say(f"ledger load, {length:>7,}-event stream: full replay p50 {percentile(full, .5):8.2f} ms; "
+                     f"from snapshot (every {every}) p50 {percentile(snap, .5):6.2f} ms, "
+                     f"p99 {percentile(snap, .99):6.2f} ms")
 
     # 5. CONSUMER COST -----------------------------------------------------------------------------------------
 

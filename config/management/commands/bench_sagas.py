@@ -28,6 +28,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connections
 
+from config.benchmarks import percentile, settings_warning
 from config.celery import app
 from sagas.definitions import CREATE_TOURNAMENT
 from sagas.models import RUNNING_STATES, Saga
@@ -37,11 +38,6 @@ from tournament.services import tournament_create
 BASE_DIR = Path(__file__).resolve().parents[3]
 QUEUES = ("tournament", "scores", "sagas")
 NOOP_TASK = "sagas.bench_noop"
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
 
 
 def summary(label: str, count: int, seconds: float, latencies_ms: list[float]) -> str:
@@ -67,6 +63,8 @@ class Command(BaseCommand):
         if sagas < 1 or concurrency < 1 or light < 0 or not 2 <= participants <= 256 or worker_concurrency < 1:
             raise CommandError("--sagas and --concurrency must be >= 1, --light >= 0, --participants 2..256",
                                returncode=2)
+        if warning := settings_warning():
+            self.stdout.write(warning)
         self.timeout = timeout
         self.run_id = uuid.uuid4().hex[:8]
         worker = None if self._workers_answer() else self._start_worker(worker_concurrency)

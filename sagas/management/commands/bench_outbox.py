@@ -28,6 +28,7 @@ from django.db import transaction
 from django.test import override_settings
 from django.utils import timezone
 
+from config.benchmarks import percentile, settings_warning
 from sagas.bench import BENCH_AGGREGATE, BENCH_CONSUMER, BenchPinged
 from sagas.management.commands.drain_outbox import positive_int
 from sagas.models import ConsumerPosition, InboxMessage, OutboxMessage
@@ -40,11 +41,6 @@ BENCH_ALIAS = "sagas"
 
 def batch_size_list(value: str) -> list[int]:
     return [positive_int(part) for part in value.split(",")]
-
-
-def percentile(samples: list[float], fraction: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
 class Command(BaseCommand):
@@ -63,6 +59,8 @@ class Command(BaseCommand):
         run_id = uuid.uuid4().hex[:8]
         self.stdout.write(f"bench_outbox: {os.cpu_count()} CPUs, EVENT_PARTITIONS={settings.EVENT_PARTITIONS}, "
                           f"database {settings.DATABASES[BENCH_ALIAS]['NAME']}")
+        if warning := settings_warning():
+            self.stdout.write(warning)
         try:
             for size in batch_sizes:
                 # one event per transaction at batch 1 is slow: fewer rows keep the run short
