@@ -1,9 +1,10 @@
 """The outbox relay: claims pending rows, publishes them to their partition queue, marks them SENT.
 
-How a pass works, for one service's outbox and one partition at a time:
+How a pass works, one partition at a time, for every outbox with rows bound for it:
 
-1. One statement takes `pg_try_advisory_xact_lock(<outbox table>, <partition>)`
-   (at most one relay works on a partition at once; another relay skips to
+1. For each outbox, in a transaction on its own database, one statement
+   takes `pg_try_advisory_xact_lock(<outbox table>, <partition>)` (at most
+   one relay works on a partition at once; another relay skips to
    the next partition instead of waiting, so several relays — beat tick,
    after-commit kicks, `drain_outbox` — share the work without sending
    anything twice), claims the partition's oldest pending rows that have
@@ -19,11 +20,15 @@ How a pass works, for one service's outbox and one partition at a time:
    which was held. After `OUTBOX_ORDER_HOLD_SECONDS` a held row goes anyway (a
    producer that skipped a version must not stall its aggregate); consumers'
    version checks then keep the effects in order.
-3. The batch travels as one broker message (`events.deliver`) on the
-   partition's queue, its envelopes in id order, which for one aggregate is
-   version order (version n+1 is written after version n committed).
-4. Commit: the rows are SENT and the lock is released. If publishing fails,
-   the transaction rolls back and the rows stay PENDING.
+3. The rows every outbox let go travel as one broker message
+   (`events.deliver`) on the partition's queue, each outbox's envelopes in
+   id order, which for one aggregate is version order (version n+1 is
+   written after version n committed; an aggregate belongs to one outbox).
+   One message, not one per outbox: the consumer takes it in one task and
+   applies each consumer's events in one transaction.
+4. Commit, in every outbox: the rows are SENT and the locks are released.
+   If publishing fails, the transactions roll back and the rows stay
+   PENDING.
 
 Back-pressure (the relay tasks, `max_waiting=OUTBOX_MAX_WAITING_BATCHES`): a
 partition whose queue already holds that many batches nobody has taken yet
@@ -51,13 +56,14 @@ import time
 import zlib
 from collections import defaultdict
 from collections.abc import Iterable
+from contextlib import ExitStack
 from datetime import timedelta
 from typing import Any, Protocol
 
 import psycopg
 from celery import current_app
 from django.conf import settings
-from django.db import connections, router, transaction
+from django.db import DatabaseError, connections, router, transaction
 from django.db.models import F
 from django.utils import timezone
 from kombu.exceptions import ChannelError
@@ -243,38 +249,69 @@ def _in_order(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [row for row in rows if row["id"] in sendable]
 
 
-def relay_partition(outbox: type[AbstractOutboxMessage], partition: int, *, batch_size: int,
-                    publisher: Publisher) -> RelayReport:
-    """Send one batch of one partition of `outbox` (nothing if another relay holds the partition)."""
-    alias = router.db_for_write(outbox)
-    report = RelayReport(service=outbox._meta.app_label)
-    ids: list[int] = []  # the rows handed to the publisher
+def relay_partition(outboxes: list[type[AbstractOutboxMessage]], partition: int, *, batch_size: int,
+                    publisher: Publisher) -> tuple[dict[type[AbstractOutboxMessage], RelayReport],
+                                                   dict[type[AbstractOutboxMessage], Exception]]:
+    """Send one partition's sendable rows of every outbox in `outboxes` as one batch; return a report per
+    outbox, and the outboxes whose database failed (the others still send).
+
+    Each outbox's rows are claimed in a transaction on its own database (nothing from an outbox another relay
+    holds the partition of); every transaction stays open until the batch is published, then commits, so a
+    publish that fails leaves every claimed row PENDING. One message per partition and pass rather than one
+    per outbox: the consumer takes it in one task, and applies each consumer's events in one transaction.
+    """
+    reports = {outbox: RelayReport(service=outbox._meta.app_label) for outbox in outboxes}
+    broken: dict[type[AbstractOutboxMessage], Exception] = {}
+    claimed: dict[type[AbstractOutboxMessage], list[int]] = {}  # the rows handed to the publisher
     try:
-        with transaction.atomic(using=alias):
-            held, rows = _claim(alias, outbox, partition, batch_size)
-            report.contended = int(not held)
-            sendable = _in_order(rows)
-            # More may wait behind a full batch; a full batch the order guard held entirely is not progress
-            # (passing again at once would claim and release the same rows until their hold ends).
-            report.full = int(len(rows) == batch_size and bool(sendable))
-            report.held = len(rows) - len(sendable)
-            if report.held:
-                _unclaim(alias, outbox, sorted({row["id"] for row in rows} - {row["id"] for row in sendable}))
-            if not sendable:
-                return report
-            ids = [row["id"] for row in sendable]
-            publisher.publish(partition, [envelope_of(row) for row in sendable])
-            report.sent, report.batches = len(ids), 1
-    except Exception as exc:  # the publish (or the commit) failed: the rows are PENDING again; count the attempt
-        if not ids:
+        with ExitStack() as transactions:
+            envelopes = []
+            for outbox in outboxes:
+                alias = router.db_for_write(outbox)
+                try:
+                    transactions.enter_context(transaction.atomic(using=alias))
+                    rows = _claim_sendable(alias, outbox, partition, batch_size, reports[outbox])
+                except DatabaseError as exc:  # this service's database: its claim rolls back, the others go on
+                    if transaction.get_connection(alias).in_atomic_block:  # not if it failed to begin
+                        transaction.set_rollback(True, using=alias)
+                    broken[outbox] = exc
+                    continue
+                if rows:
+                    claimed[outbox] = [row["id"] for row in rows]
+                    envelopes += [envelope_of(row) for row in rows]
+            if envelopes:
+                publisher.publish(partition, envelopes)
+    except Exception as exc:  # the publish (or a commit) failed: the rows are PENDING again; count the attempt
+        if not claimed:
             raise
-        report.sent, report.batches = 0, 0
-        report.failed = len(ids)
-        report.dead = _record_failure(alias, outbox, ids, f"{exc.__class__.__name__}: {exc}")
-        report.errors.append(f"{exc.__class__.__name__}: {exc}")
-        logger.warning("outbox %s partition %s: publish of %s rows failed: %s", report.service, partition,
-                       len(ids), exc)
-    return report
+        error = f"{exc.__class__.__name__}: {exc}"
+        for outbox, ids in claimed.items():
+            report = reports[outbox]
+            report.failed = len(ids)
+            report.dead = _record_failure(router.db_for_write(outbox), outbox, ids, error)
+            report.errors.append(error)
+        logger.warning("partition %s: publish of %s rows failed: %s", partition, sum(map(len, claimed.values())),
+                       exc)
+        return reports, broken
+    for outbox, ids in claimed.items():
+        reports[outbox].sent, reports[outbox].batches = len(ids), 1
+    return reports, broken
+
+
+def _claim_sendable(alias: str, outbox: type[AbstractOutboxMessage], partition: int, batch_size: int,
+                    report: RelayReport) -> list[dict[str, Any]]:
+    """Claim a partition's oldest pending rows in the caller's transaction; return those the order guard lets
+    go (the others are PENDING again), and note in `report` what was held, contended or left behind."""
+    held, rows = _claim(alias, outbox, partition, batch_size)
+    report.contended = int(not held)
+    sendable = _in_order(rows)
+    # More may wait behind a full batch; a full batch the order guard held entirely is not progress
+    # (passing again at once would claim and release the same rows until their hold ends).
+    report.full = int(len(rows) == batch_size and bool(sendable))
+    report.held = len(rows) - len(sendable)
+    if report.held:
+        _unclaim(alias, outbox, sorted({row["id"] for row in rows} - {row["id"] for row in sendable}))
+    return sendable
 
 
 def _unclaim(alias: str, outbox: type[AbstractOutboxMessage], ids: list[int]) -> None:
@@ -307,8 +344,8 @@ def relay_outboxes(outboxes: list[type[AbstractOutboxMessage]], *, batch_size: i
     once more after each pass that sent, and most found nothing.
 
     `max_waiting` > 0 applies back-pressure (see the module's docstring), judged once per pass for every
-    outbox: their events share the partition queues, and a partition found free takes one batch from each.
-    Judged outbox by outbox, the first to send would leave the queue busy for the others; an outbox whose
+    outbox: their events share the partition queues, and a partition found free takes one batch holding the
+    rows of each. Judged outbox by outbox, the first to send would leave the queue busy for the others; an outbox whose
     commits kick the relay most often (results streaming in) then starved the rest (the points they cause
     waited seconds in the Score Engine's outbox, measured).
 
@@ -332,23 +369,36 @@ def relay_outboxes(outboxes: list[type[AbstractOutboxMessage]], *, batch_size: i
         if max_waiting and candidates:
             backlog = publisher.waiting(candidates)
             busy = {partition for partition in candidates if backlog[partition] >= max_waiting}
-        more = False
+        senders: dict[int, list[type[AbstractOutboxMessage]]] = defaultdict(list)  # per partition
         for outbox, partitions in pending.items():
-            report = reports[outbox]
-            progress = RelayReport(service=report.service)
+            for partition in partitions:
+                senders[partition].append(outbox)
+        progress = {outbox: RelayReport(service=reports[outbox].service) for outbox in pending}
+        for partition, partition_outboxes in senders.items():
+            if partition in busy:
+                for outbox in partition_outboxes:
+                    progress[outbox].deferred += 1
+                continue
+            partition_outboxes = [outbox for outbox in partition_outboxes if outbox in active]
+            if not partition_outboxes:
+                continue
             try:
-                for partition in partitions:
-                    if partition in busy:
-                        progress.deferred += 1
-                    else:
-                        progress.add(relay_partition(outbox, partition, batch_size=batch_size, publisher=publisher))
+                sent, broken = relay_partition(partition_outboxes, partition, batch_size=batch_size,
+                                               publisher=publisher)
             except Exception as exc:
-                _give_up(outbox, report, exc, active)
-            report.add(progress)
+                sent, broken = {}, dict.fromkeys(partition_outboxes, exc)
+            for outbox, partition_report in sent.items():
+                progress[outbox].add(partition_report)
+            for outbox, exc in broken.items():
+                _give_up(outbox, reports[outbox], exc, active)
+        more = False
+        for outbox, pass_report in progress.items():
+            report = reports[outbox]
+            report.add(pass_report)
             for name in _LAST_PASS_FIELDS:  # what the last pass left behind, not a sum over passes
-                setattr(report, name, getattr(progress, name))
-            more = more or bool(progress.full)
-            if progress.failed and outbox in active:
+                setattr(report, name, getattr(pass_report, name))
+            more = more or bool(pass_report.full)
+            if pass_report.failed and outbox in active:
                 active.remove(outbox)  # its broker publish failed: the beat tick tries again
         if not more or (deadline is not None and time.monotonic() > deadline):
             break

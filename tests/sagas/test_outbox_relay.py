@@ -120,20 +120,67 @@ def test_back_pressure_holds_a_busy_partitions_rows_and_sends_them_later_as_one_
     assert [e["aggregate_version"] for e in queued_envelopes(broker, queue)] == [2, 3]
 
 
-def test_a_free_partition_takes_a_batch_from_every_outbox_on_the_same_pass(broker, scratch_queues):
+def test_a_free_partition_takes_one_batch_holding_every_outboxs_rows_on_the_same_pass(broker, scratch_queues):
     publisher = relay.CeleryPublisher(queue_prefix=scratch_queues)
     key = f"shared-{uuid.uuid4()}"
     queue = f"{scratch_queues}.{partition_for(key)}"
     # given rows of two services' outboxes bound for the same partition, whose queue is empty
     probe_rows(OutboxMessage, key, [1])
-    probe_rows(ScoresOutboxMessage, key, [1])
+    probe_rows(ScoresOutboxMessage, key, [1, 2])
     # when one relay pass with back-pressure covers both outboxes
-    relay.relay_services(["tournament", "scores"], publisher=publisher, max_waiting=1)
-    # then each outbox sent its batch: the first batch did not make the partition busy for the second
-    # (judged outbox by outbox, the service whose commits kick most often starved the others)
-    assert broker.llen(queue) == 2
+    tournament, scores = relay.relay_services(["tournament", "scores"], publisher=publisher, max_waiting=1)
+    # then both outboxes' rows left in one message, which the consumer takes in one task (judged outbox by
+    # outbox, the first batch made the partition busy, and the service whose commits kick most often starved
+    # the others), each outbox's rows in order
+    assert broker.llen(queue) == 1
+    assert [e["aggregate_version"] for e in queued_envelopes(broker, queue)] == [1, 1, 2]
+    assert (tournament.sent, scores.sent) == (1, 2)
     for outbox in (OutboxMessage, ScoresOutboxMessage):
-        assert outbox.objects.get(partition_key=key).status == OutboxStatus.SENT
+        assert set(outbox.objects.filter(partition_key=key).values_list("status", flat=True)) == {OutboxStatus.SENT}
+
+
+def test_an_outbox_whose_claim_fails_leaves_the_partitions_batch_to_the_others(broker, scratch_queues, monkeypatch):
+    publisher = relay.CeleryPublisher(queue_prefix=scratch_queues)
+    key = f"claim-fails-{uuid.uuid4()}"
+    queue = f"{scratch_queues}.{partition_for(key)}"
+    probe_rows(OutboxMessage, key, [1])
+    probe_rows(ScoresOutboxMessage, key, [1])
+    # given the Match Engine's database failing in the middle of its claim
+    claim = relay._claim
+
+    def failing(alias, outbox, partition, batch_size):
+        if outbox is OutboxMessage:
+            raise OperationalError("tournament database gone")
+        return claim(alias, outbox, partition, batch_size)
+
+    monkeypatch.setattr(relay, "_claim", failing)
+    # when a pass covers both outboxes
+    tournament, scores = relay.relay_services(["tournament", "scores"], publisher=publisher, max_waiting=1)
+    # then the Score Engine's row still leaves; the Match Engine's stays PENDING, its failure reported
+    assert [e["aggregate_type"] for e in queued_envelopes(broker, queue)] == [ProbeTicked.AGGREGATE_TYPE]
+    assert ScoresOutboxMessage.objects.get(partition_key=key).status == OutboxStatus.SENT
+    assert OutboxMessage.objects.get(partition_key=key).status == OutboxStatus.PENDING
+    assert tournament.errors == ["OperationalError: tournament database gone"] and not scores.errors
+
+
+def test_a_failed_publish_leaves_every_outboxs_rows_of_the_batch_pending(broker, scratch_queues):
+    key = f"publish-fails-{uuid.uuid4()}"
+    probe_rows(OutboxMessage, key, [1])
+    probe_rows(ScoresOutboxMessage, key, [1])
+
+    # given a broker that refuses the batch
+    class BrokenPublisher(relay.CeleryPublisher):
+        def publish(self, partition, envelopes):
+            raise ConnectionError("broker down")
+
+    # when a pass covers both outboxes
+    tournament, scores = relay.relay_services(["tournament", "scores"],
+                                              publisher=BrokenPublisher(queue_prefix=scratch_queues))
+    # then neither outbox marked its row SENT, and each counts the failed attempt
+    assert (tournament.failed, scores.failed, tournament.sent, scores.sent) == (1, 1, 0, 0)
+    for outbox in (OutboxMessage, ScoresOutboxMessage):
+        row = outbox.objects.get(partition_key=key)
+        assert (row.status, row.attempts, row.last_error) == (OutboxStatus.PENDING, 1, "ConnectionError: broker down")
 
 
 def test_a_partition_another_relay_holds_is_reported_and_the_relay_task_schedules_another_pass(
