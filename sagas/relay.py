@@ -33,7 +33,9 @@ How a pass works, one partition at a time, for every outbox with rows bound for 
 Back-pressure (the relay tasks, `max_waiting=OUTBOX_MAX_WAITING_BATCHES`): a
 partition whose queue already holds that many batches nobody has taken yet
 gets no new message on this pass; its rows stay PENDING and leave together,
-as one larger batch, on a later pass (a pass that skipped schedules one
+as one larger batch, on a later pass: the one the partition's consumer kicks
+as it takes the waiting batch (on Redis, see `sagas.outbox.deferred_flag`;
+on another broker a pass that skipped schedules one
 `OUTBOX_DEFERRED_PASS_SECONDS` later; the beat tick is the safety net). An
 idle consumer gets each batch at once; a busy one gets fewer, larger batches,
 which it applies in far fewer transactions, so it catches up instead of
@@ -71,6 +73,7 @@ from kombu.exceptions import ChannelError
 from config.raw_sql import json_value
 from sagas.inbox import DELIVER_TASK
 from sagas.messaging_models import AbstractOutboxMessage, OutboxStatus
+from sagas.outbox import DEFERRED_FLAG_TTL_MS, deferred_flag
 from sagas.partitions import partition_queue
 from sagas.tables import outbox_model, outbox_models
 
@@ -83,6 +86,7 @@ ROW_FIELDS = ("id", "message_id", "type", "schema_version", "aggregate_type", "p
 class Publisher(Protocol):
     def publish(self, partition: int, envelopes: list[dict[str, Any]]) -> None: ...
     def waiting(self, partitions: list[int]) -> dict[int, int]: ...
+    def defer(self, partitions: list[int]) -> dict[int, int] | None: ...
 
 
 class CeleryPublisher:
@@ -101,17 +105,32 @@ class CeleryPublisher:
 
     def waiting(self, partitions: list[int]) -> dict[int, int]:
         """Return how many batches wait in each partition's queue, not yet taken by its consumer."""
+        sizes = self._sizes(partitions, set_deferred_flag=False)
+        return sizes if sizes is not None else {partition: self._declared_size(partition) for partition in partitions}
+
+    def defer(self, partitions: list[int]) -> dict[int, int] | None:
+        """Ask to be kicked when a consumer next takes a batch (`sagas.outbox.deferred_flag`), then return the
+        queues' sizes read again: a consumer that took its batch before the flag was set did not kick.
+
+        None if the broker keeps no flag (not Redis): the caller then schedules a timed pass.
+        """
+        return self._sizes(partitions, set_deferred_flag=True)
+
+    def _sizes(self, partitions: list[int], *, set_deferred_flag: bool) -> dict[int, int] | None:
+        """Read the partitions' queue sizes on Redis in one pipeline, after setting the deferred flag if asked
+        (a pipeline runs its commands in order); None on another broker."""
         with current_app.producer_or_acquire() as producer:  # pooled: a fresh connection per check cost more
             channel = producer.channel                       # than the relay's own work
             if getattr(channel, "client", None) is None:
-                return {partition: self._declared_size(partition) for partition in partitions}
-            # Redis: kombu keeps a queue as one list per priority level; one pipeline counts every partition's.
-            steps = channel.priority_steps
+                return None
+            steps = channel.priority_steps  # kombu keeps a queue as one list per priority level
             with channel.conn_or_acquire() as client, client.pipeline(transaction=False) as pipe:
+                if set_deferred_flag:
+                    pipe.set(deferred_flag(), 1, px=DEFERRED_FLAG_TTL_MS)
                 for partition in partitions:
                     for priority in steps:
                         pipe.llen(channel._q_for_pri(self.queue(partition), priority))
-                sizes = pipe.execute()
+                sizes = pipe.execute()[int(set_deferred_flag):]
         return {partition: sum(sizes[i * len(steps):(i + 1) * len(steps)]) for i, partition in enumerate(partitions)}
 
     def _declared_size(self, partition: int) -> int:
@@ -137,13 +156,14 @@ class RelayReport:
     deferred: int = 0
     contended: int = 0  # partitions another relay held: a later pass must look at them again
     full: int = 0  # batches that filled the batch size: more rows may wait
+    kicked_on_take: bool = False  # the deferred partitions' consumers kick the relay as they take a batch
     errors: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def left_behind(self) -> bool:
-        """Whether the last pass left rows for a later one: deferred or held rows, a partition another relay
-        held, or a drain the time limit cut short."""
-        return bool(self.deferred or self.held or self.contended or self.full)
+        """Whether the last pass left rows for a later one it must schedule: rows deferred with no consumer
+        to kick the relay, held rows, a partition another relay held, or a drain the time limit cut short."""
+        return bool((self.deferred and not self.kicked_on_take) or self.held or self.contended or self.full)
 
     def add(self, other: RelayReport) -> None:
         self.sent += other.sent
@@ -365,15 +385,20 @@ def relay_outboxes(outboxes: list[type[AbstractOutboxMessage]], *, batch_size: i
             except Exception as exc:
                 _give_up(outbox, reports[outbox], exc, active)
         busy: set[int] = set()
+        kicked_on_take = False
         candidates = sorted(set().union(*pending.values()))
         if max_waiting and candidates:
             backlog = publisher.waiting(candidates)
             busy = {partition for partition in candidates if backlog[partition] >= max_waiting}
+            if busy and (backlog := publisher.defer(sorted(busy))) is not None:
+                kicked_on_take = True
+                busy = {partition for partition in busy if backlog[partition] >= max_waiting}
         senders: dict[int, list[type[AbstractOutboxMessage]]] = defaultdict(list)  # per partition
         for outbox, partitions in pending.items():
             for partition in partitions:
                 senders[partition].append(outbox)
-        progress = {outbox: RelayReport(service=reports[outbox].service) for outbox in pending}
+        progress = {outbox: RelayReport(service=reports[outbox].service, kicked_on_take=kicked_on_take)
+                    for outbox in pending}
         for partition, partition_outboxes in senders.items():
             if partition in busy:
                 for outbox in partition_outboxes:
@@ -405,7 +430,7 @@ def relay_outboxes(outboxes: list[type[AbstractOutboxMessage]], *, batch_size: i
     return list(reports.values())
 
 
-_LAST_PASS_FIELDS = ("held", "deferred", "contended", "full")
+_LAST_PASS_FIELDS = ("held", "deferred", "contended", "full", "kicked_on_take")
 
 
 def _give_up(outbox: type[AbstractOutboxMessage], report: RelayReport, exc: Exception,

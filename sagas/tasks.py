@@ -16,7 +16,7 @@ from django.conf import settings
 
 from sagas import inbox, relay
 from sagas.orchestrator import sagas_recover, step_failure
-from sagas.outbox import RELAY_TASK, kick_flag_clear, outbox_republish
+from sagas.outbox import RELAY_TASK, kick_flag_clear, kick_relay_if_deferred, outbox_republish
 from sagas.tables import outbox_model
 
 logger = logging.getLogger(__name__)
@@ -32,9 +32,11 @@ def relay_outbox(service: str | None = None) -> int:
 
     Clears the kick flag first (see `sagas.outbox`): commits from now on kick
     again. Partitions whose consumer is behind are deferred (back-pressure, see
-    `sagas.relay`); one later pass is then scheduled to send their rows together.
-    So is one when the order guard held rows (their predecessor may have
-    committed just before the claim's snapshot yet after the pass began), and
+    `sagas.relay`); their consumer kicks the relay as it takes its next batch
+    (on a Redis broker; on another, one later pass is scheduled instead). A
+    later pass is scheduled when the order guard held rows (their predecessor
+    may have committed just before the claim's snapshot yet after the pass
+    began), and
     when another relay held a partition (a row may have committed after that
     relay's claim, and its kick found this pass), and when the time limit cut
     the drain short.
@@ -74,6 +76,7 @@ def deliver_events(envelopes: list, only_consumer: str | None = None) -> dict:
     an hour. Events applied before the error are not applied twice; later
     batches meanwhile park behind the missing versions.
     """
+    kick_relay_if_deferred()  # this batch just left its queue: rows held back for it may go now
     return inbox.deliver_batch(envelopes, only_consumer=only_consumer)
 
 

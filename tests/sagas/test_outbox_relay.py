@@ -15,7 +15,7 @@ from django.test import override_settings
 
 from sagas import relay
 from sagas.messaging_models import OutboxStatus
-from sagas.outbox import OutsideTransactionError, outbox_requeue, publish
+from sagas.outbox import OutsideTransactionError, kick_relay_if_deferred, outbox_requeue, publish
 from sagas.partitions import partition_for
 from tests.support.event_probe import ProbeTicked, applied_versions, probe_rows, queued_envelopes
 from tests.support.waiting import wait_until
@@ -28,9 +28,11 @@ pytestmark = pytest.mark.django_db(transaction=True, databases=["tournament", "s
 
 
 @pytest.fixture
-def scratch_queues(broker):
-    """A queue prefix of this test's own (nobody consumes it), emptied afterwards."""
+def scratch_queues(broker, settings):
+    """A queue prefix of this test's own (nobody consumes it), emptied afterwards; the relay's queue and flags
+    (kick, deferred) live under it too."""
     prefix = f"test-{uuid.uuid4().hex[:8]}"
+    settings.OUTBOX_RELAY_QUEUE = f"{prefix}.relay"
     yield prefix
     for key in broker.keys(f"{prefix}.*"):
         broker.delete(key)
@@ -120,6 +122,55 @@ def test_back_pressure_holds_a_busy_partitions_rows_and_sends_them_later_as_one_
     assert [e["aggregate_version"] for e in queued_envelopes(broker, queue)] == [2, 3]
 
 
+def test_a_deferred_partitions_consumer_kicks_the_relay_as_it_takes_the_waiting_batch(
+        broker, scratch_queues, settings, monkeypatch):
+    from sagas import tasks
+
+    settings.EVENT_QUEUE_PREFIX = scratch_queues
+    monkeypatch.setattr(tasks, "_deferred_pass_due", 0.0)
+    key = f"deferred-{uuid.uuid4()}"
+    queue = f"{scratch_queues}.{partition_for(key)}"
+    # given a batch waiting in the partition's queue, and a row committed behind it
+    probe_rows(OutboxMessage, key, [1])
+    assert tasks.relay_outbox() == 1
+    probe_rows(OutboxMessage, key, [2])
+    # when the relay passes, it holds the row back and schedules no timed pass to look again
+    assert tasks.relay_outbox() == 0
+    assert broker.llen(settings.OUTBOX_RELAY_QUEUE) == 0
+    # then the consumer taking the waiting batch kicks the relay, whose pass sends the row
+    broker.rpop(queue)
+    kick_relay_if_deferred()
+    assert broker.llen(settings.OUTBOX_RELAY_QUEUE) == 1
+    assert tasks.relay_outbox() == 1
+    assert [e["aggregate_version"] for e in queued_envelopes(broker, queue)] == [2]
+    # and a consumer taking a batch when nothing was held back kicks nothing
+    broker.delete(settings.OUTBOX_RELAY_QUEUE)
+    kick_relay_if_deferred()
+    assert broker.llen(settings.OUTBOX_RELAY_QUEUE) == 0
+
+
+def test_a_batch_taken_just_before_the_relay_asks_to_be_kicked_does_not_strand_the_rows(broker, scratch_queues):
+    key = f"race-{uuid.uuid4()}"
+    queue = f"{scratch_queues}.{partition_for(key)}"
+
+    # given a consumer that takes the waiting batch right after the relay saw its queue busy, before the relay
+    # asked to be kicked (so the consumer kicks nobody)
+    class RacingPublisher(relay.CeleryPublisher):
+        def waiting(self, partitions):
+            sizes = super().waiting(partitions)
+            broker.rpop(queue)
+            return sizes
+
+    probe_rows(OutboxMessage, key, [1])
+    assert relay.relay_outbox(OutboxMessage, publisher=relay.CeleryPublisher(queue_prefix=scratch_queues)).sent == 1
+    probe_rows(OutboxMessage, key, [2])
+    # when the relay passes with back-pressure
+    report = relay.relay_outbox(OutboxMessage, publisher=RacingPublisher(queue_prefix=scratch_queues), max_waiting=1)
+    # then it reads the queue again after asking, finds it free, and sends the row at once
+    assert (report.sent, report.deferred) == (1, 0)
+    assert [e["aggregate_version"] for e in queued_envelopes(broker, queue)] == [2]
+
+
 def test_a_free_partition_takes_one_batch_holding_every_outboxs_rows_on_the_same_pass(broker, scratch_queues):
     publisher = relay.CeleryPublisher(queue_prefix=scratch_queues)
     key = f"shared-{uuid.uuid4()}"
@@ -198,7 +249,6 @@ def test_a_partition_another_relay_holds_is_reported_and_the_relay_task_schedule
         assert (report.sent, report.contended) == (0, 1)
         # and the relay task, finding the same, schedules a later pass (a row that committed after the holder's
         # claim must not wait for the beat tick)
-        settings.OUTBOX_RELAY_QUEUE = f"{scratch_queues}.relay"
         settings.EVENT_QUEUE_PREFIX = scratch_queues
         monkeypatch.setattr(tasks, "_deferred_pass_due", 0.0)
         assert tasks.relay_outbox() == 0
