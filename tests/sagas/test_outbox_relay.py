@@ -14,9 +14,10 @@ from django.db import OperationalError, connections, transaction
 from django.test import override_settings
 
 from sagas import relay
+from sagas.inbox import DELIVER_TASK
 from sagas.messaging_models import OutboxStatus
-from sagas.outbox import OutsideTransactionError, kick_relay_if_deferred, outbox_requeue, publish
-from sagas.partitions import partition_for
+from sagas.outbox import OutsideTransactionError, deferred_flag, kick_relay_if_deferred, outbox_requeue, publish
+from sagas.partitions import partition_for, partition_queue
 from tests.support.event_probe import ProbeTicked, applied_versions, probe_rows, queued_envelopes
 from tests.support.waiting import wait_until
 from tournament.messages import TournamentCreated
@@ -147,6 +148,19 @@ def test_a_deferred_partitions_consumer_kicks_the_relay_as_it_takes_the_waiting_
     broker.delete(settings.OUTBOX_RELAY_QUEUE)
     kick_relay_if_deferred()
     assert broker.llen(settings.OUTBOX_RELAY_QUEUE) == 0
+
+
+def test_an_events_worker_taking_a_batch_kicks_the_relay_that_held_rows_back(
+        celery_worker, events_worker, probe_effects, broker):
+    aggregate = f"held-back-{uuid.uuid4()}"
+    # given a relay pass that held rows back for a busy queue (it left its flag), and a row nobody kicks for
+    broker.set(deferred_flag(), 1)
+    probe_rows(OutboxMessage, aggregate, [1])
+    # when a consumer takes a batch off its queue (an empty one will do)
+    current_app.send_task(DELIVER_TASK, args=[[]], queue=partition_queue(0), ignore_result=True)
+    # then it clears the flag and kicks the relay, whose pass sends the row to its consumer
+    wait_until(lambda: applied_versions(aggregate) == [1], message="row relayed after the consumer's kick")
+    assert not broker.exists(deferred_flag())
 
 
 def test_a_batch_taken_just_before_the_relay_asks_to_be_kicked_does_not_strand_the_rows(broker, scratch_queues):

@@ -44,7 +44,6 @@ from leaderboard.models import (
     ConsumedEvent,
     ConsumerPosition,
     MatchView,
-    ParkedMessage,
     Standing,
     TournamentView,
 )
@@ -55,6 +54,7 @@ from sagas.messages import Envelope
 from sagas.outbox import OutboxStatus
 from sagas.partitions import all_partition_queues, partition_for, partition_queue
 from sagas.relay import ROW_FIELDS, envelope_of
+from sagas.tables import consumer_tables
 from scores.ledger import SNAPSHOT_SCHEMA, ledger_load, stream_key
 from scores.messages import LedgerOpened, PointsAwarded
 from scores.models import LedgerEvent, LedgerSnapshot, ScoredMatch
@@ -66,6 +66,7 @@ from tournament.models import OutboxMessage as TournamentOutbox
 from tournament.services import match_record
 
 BENCH_PREFIX = "bench"
+CLEAN_UP_CHUNK = 5000  # ids per DELETE
 LEADERBOARD_CONSUMER = "leaderboard.standings"
 
 
@@ -479,14 +480,28 @@ class Command(BaseCommand):
     def clean_up(self) -> None:
         started = time.perf_counter()
         for tournament_id in self.tournaments:
+            # The consumers' bookkeeping first, found through the events the benchmark sent: inbox rows by message
+            # id, positions by aggregate (a match's id does not name its tournament). Left behind, they grew the
+            # inboxes of every later run.
+            outboxes = (TournamentOutbox.objects.filter(payload__tournament_id=tournament_id),
+                        ScoresOutbox.objects.filter(partition_key__startswith=f"{tournament_id}/"))
+            sent = [row for rows in outboxes for row in rows.values_list("message_id", "partition_key")]
+            for app_label in ("scores", "leaderboard"):
+                tables = consumer_tables(app_label)
+                for model in (tables.position, tables.parked):  # the tournament's and its ledgers' (loaded too)
+                    model.objects.using(app_label).filter(aggregate_id__startswith=tournament_id).delete()
+                for start in range(0, len(sent), CLEAN_UP_CHUNK):
+                    chunk = sent[start:start + CLEAN_UP_CHUNK]
+                    tables.inbox.objects.using(app_label).filter(message_id__in=[m for m, _ in chunk]).delete()
+                    for model in (tables.position, tables.parked):
+                        model.objects.using(app_label).filter(aggregate_id__in={k for _, k in chunk}).delete()
+            for rows in outboxes:
+                rows.delete()
             Tournament.objects.filter(id=tournament_id).delete()
             for model in (LedgerEvent, LedgerSnapshot, ScoredMatch):
                 model.objects.filter(tournament_id=tournament_id).delete()
-            ScoresOutbox.objects.filter(partition_key__startswith=f"{tournament_id}/").delete()
             for model in (ConsumedEvent, Standing, MatchView, TournamentView):
                 model.objects.filter(tournament_id=tournament_id).delete()
-            for model in (ConsumerPosition, ParkedMessage):
-                model.objects.filter(aggregate_id__startswith=tournament_id).delete()
         self.say(f"cleaned up the benchmark's rows in {time.perf_counter() - started:.1f}s (--keep keeps them)")
 
 
