@@ -42,8 +42,11 @@ class Event:
     def to_payload(self) -> dict[str, Any]:
         # Not dataclasses.asdict: its recursive deep copy was a tenth of an event consumer's CPU (py-spy), and
         # fields are JSON values, so only lists and dicts need copying.
-        return {name: copy.deepcopy(value) if isinstance(value, list | dict) else value
-                for name in _field_names(type(self)) for value in (getattr(self, name),)}
+        payload = {}
+        for name in _field_names(type(self)):
+            value = getattr(self, name)
+            payload[name] = copy.deepcopy(value) if isinstance(value, list | dict) else value
+        return payload
 
     @classmethod
     def from_payload(cls, payload: dict[str, Any]) -> Self:

@@ -26,15 +26,15 @@ How a pass works, one partition at a time, for every outbox with rows bound for 
    written after version n committed; an aggregate belongs to one outbox).
    One message, not one per outbox: the consumer takes it in one task and
    applies each consumer's events in one transaction.
-4. Commit, in every outbox: the rows are SENT and the locks are released.
-   If publishing fails, the transactions roll back and the rows stay
-   PENDING.
+4. Commit, in every outbox, each on its own: the rows are SENT and the locks
+   are released. If publishing fails, the transactions roll back and the
+   rows stay PENDING.
 
 Back-pressure (the relay tasks, `max_waiting=OUTBOX_MAX_WAITING_BATCHES`): a
 partition whose queue already holds that many batches nobody has taken yet
 gets no new message on this pass; its rows stay PENDING and leave together,
 as one larger batch, on a later pass: the one the partition's consumer kicks
-as it takes the waiting batch (on Redis, see `sagas.outbox.deferred_flag`;
+as it takes the waiting batch (on Redis: `sagas.outbox.kick_relay_if_deferred`;
 on another broker a pass that skipped schedules one
 `OUTBOX_DEFERRED_PASS_SECONDS` later; the beat tick is the safety net). An
 idle consumer gets each batch at once; a busy one gets fewer, larger batches,
@@ -42,11 +42,12 @@ which it applies in far fewer transactions, so it catches up instead of
 falling further behind.
 
 Guarantee: each row is published at least once; exactly once unless a relay
-dies between publishing and committing (step 4), in which case the rows are
-still PENDING and go again (consumers' inboxes make the copy a no-op). One
-aggregate's events leave in version order. A publish that fails leaves the
-rows PENDING with `attempts` + 1 and `last_error`; after `OUTBOX_MAX_ATTEMPTS`
-they become DEAD (requeued from the admin).
+dies between publishing and committing (step 4), or an outbox's commit
+fails, in which case its rows are still PENDING and go again (consumers'
+inboxes make the copy a no-op). One aggregate's events leave in version
+order. A publish that fails leaves the rows PENDING with `attempts` + 1 and
+`last_error`; after `OUTBOX_MAX_ATTEMPTS` they become DEAD (requeued from the
+admin).
 """
 from __future__ import annotations
 
@@ -58,9 +59,8 @@ import time
 import zlib
 from collections import defaultdict
 from collections.abc import Iterable
-from contextlib import ExitStack
 from datetime import timedelta
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import psycopg
 from celery import current_app
@@ -73,7 +73,7 @@ from kombu.exceptions import ChannelError
 from config.raw_sql import json_value
 from sagas.inbox import DELIVER_TASK
 from sagas.messaging_models import AbstractOutboxMessage, OutboxStatus
-from sagas.outbox import DEFERRED_FLAG_TTL_MS, deferred_flag
+from sagas.outbox import flag_deferred, redis_client
 from sagas.partitions import partition_queue
 from sagas.tables import outbox_model, outbox_models
 
@@ -105,32 +105,33 @@ class CeleryPublisher:
 
     def waiting(self, partitions: list[int]) -> dict[int, int]:
         """Return how many batches wait in each partition's queue, not yet taken by its consumer."""
-        sizes = self._sizes(partitions, set_deferred_flag=False)
+        sizes = self._sizes(partitions, flag=False)
         return sizes if sizes is not None else {partition: self._declared_size(partition) for partition in partitions}
 
     def defer(self, partitions: list[int]) -> dict[int, int] | None:
-        """Ask to be kicked when a consumer next takes a batch (`sagas.outbox.deferred_flag`), then return the
-        queues' sizes read again: a consumer that took its batch before the flag was set did not kick.
+        """Flag the partitions' queues so their consumers kick this relay as they take their next batch
+        (`sagas.outbox.kick_relay_if_deferred`); return the queues' sizes read after the flags were set (a
+        batch taken before saw no flag, so its queue may be free now).
 
-        None if the broker keeps no flag (not Redis): the caller then schedules a timed pass.
+        None if the broker keeps no flags (not Redis): the caller then schedules a timed pass.
         """
-        return self._sizes(partitions, set_deferred_flag=True)
+        return self._sizes(partitions, flag=True)
 
-    def _sizes(self, partitions: list[int], *, set_deferred_flag: bool) -> dict[int, int] | None:
-        """Read the partitions' queue sizes on Redis in one pipeline, after setting the deferred flag if asked
-        (a pipeline runs its commands in order); None on another broker."""
+    def _sizes(self, partitions: list[int], *, flag: bool) -> dict[int, int] | None:
+        """Read the partitions' queue sizes on Redis in one pipeline (after flagging them if asked: a pipeline
+        runs its commands in order); None on another broker."""
         with current_app.producer_or_acquire() as producer:  # pooled: a fresh connection per check cost more
             channel = producer.channel                       # than the relay's own work
-            if getattr(channel, "client", None) is None:
+            if redis_client(channel) is None:
                 return None
             steps = channel.priority_steps  # kombu keeps a queue as one list per priority level
             with channel.conn_or_acquire() as client, client.pipeline(transaction=False) as pipe:
-                if set_deferred_flag:
-                    pipe.set(deferred_flag(), 1, px=DEFERRED_FLAG_TTL_MS)
+                for partition in partitions if flag else ():
+                    flag_deferred(pipe, self.queue(partition))
                 for partition in partitions:
                     for priority in steps:
                         pipe.llen(channel._q_for_pri(self.queue(partition), priority))
-                sizes = pipe.execute()[int(set_deferred_flag):]
+                sizes = pipe.execute()[len(partitions) if flag else 0:]
         return {partition: sum(sizes[i * len(steps):(i + 1) * len(steps)]) for i, partition in enumerate(partitions)}
 
     def _declared_size(self, partition: int) -> int:
@@ -269,53 +270,73 @@ def _in_order(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [row for row in rows if row["id"] in sendable]
 
 
+class PartitionOutcome(NamedTuple):
+    """What one partition's relay did, per outbox: its report, and the outboxes whose database failed."""
+
+    reports: dict[type[AbstractOutboxMessage], RelayReport]
+    broken: dict[type[AbstractOutboxMessage], Exception]
+
+
 def relay_partition(outboxes: list[type[AbstractOutboxMessage]], partition: int, *, batch_size: int,
-                    publisher: Publisher) -> tuple[dict[type[AbstractOutboxMessage], RelayReport],
-                                                   dict[type[AbstractOutboxMessage], Exception]]:
-    """Send one partition's sendable rows of every outbox in `outboxes` as one batch; return a report per
-    outbox, and the outboxes whose database failed (the others still send).
+                    publisher: Publisher) -> PartitionOutcome:
+    """Send one partition's sendable rows of every outbox in `outboxes` as one batch.
 
     Each outbox's rows are claimed in a transaction on its own database (nothing from an outbox another relay
-    holds the partition of); every transaction stays open until the batch is published, then commits, so a
-    publish that fails leaves every claimed row PENDING. One message per partition and pass rather than one
-    per outbox: the consumer takes it in one task, and applies each consumer's events in one transaction.
+    holds the partition of), all kept open until the batch is published: a publish that fails rolls every
+    claim back (the rows are PENDING, with one more attempt). Then each commits on its own: a database that
+    fails to begin, to claim or to commit keeps its rows PENDING (sent again later; the inboxes absorb the
+    copy) and is reported broken, without holding up the others. One message per partition and pass rather
+    than one per outbox: the consumer takes it in one task, and applies each consumer's events in one
+    transaction.
     """
     reports = {outbox: RelayReport(service=outbox._meta.app_label) for outbox in outboxes}
     broken: dict[type[AbstractOutboxMessage], Exception] = {}
     claimed: dict[type[AbstractOutboxMessage], list[int]] = {}  # the rows handed to the publisher
+    envelopes: list[dict[str, Any]] = []
+    opened: list[tuple[type[AbstractOutboxMessage], transaction.Atomic]] = []
+    publishing = False
     try:
-        with ExitStack() as transactions:
-            envelopes = []
-            for outbox in outboxes:
-                alias = router.db_for_write(outbox)
-                try:
-                    transactions.enter_context(transaction.atomic(using=alias))
-                    rows = _claim_sendable(alias, outbox, partition, batch_size, reports[outbox])
-                except DatabaseError as exc:  # this service's database: its claim rolls back, the others go on
-                    if transaction.get_connection(alias).in_atomic_block:  # not if it failed to begin
-                        transaction.set_rollback(True, using=alias)
-                    broken[outbox] = exc
-                    continue
-                if rows:
-                    claimed[outbox] = [row["id"] for row in rows]
-                    envelopes += [envelope_of(row) for row in rows]
-            if envelopes:
-                publisher.publish(partition, envelopes)
-    except Exception as exc:  # the publish (or a commit) failed: the rows are PENDING again; count the attempt
-        if not claimed:
+        for outbox in outboxes:
+            alias = router.db_for_write(outbox)
+            block = transaction.atomic(using=alias)
+            try:
+                block.__enter__()
+            except DatabaseError as exc:  # nothing began
+                broken[outbox] = exc
+                continue
+            opened.append((outbox, block))
+            try:
+                rows = _claim_sendable(alias, outbox, partition, batch_size, reports[outbox])
+            except DatabaseError as exc:  # this claim rolls back when its block closes; the others go on
+                transaction.set_rollback(True, using=alias)
+                broken[outbox] = exc
+                continue
+            if rows:
+                claimed[outbox] = [row["id"] for row in rows]
+                envelopes += [envelope_of(row) for row in rows]
+        if envelopes:
+            publishing = True
+            publisher.publish(partition, envelopes)
+    except Exception as exc:
+        _close(opened, exc)
+        if not publishing:  # a claim's own error (not the database's): nothing was sent
             raise
         error = f"{exc.__class__.__name__}: {exc}"
         for outbox, ids in claimed.items():
-            report = reports[outbox]
-            report.failed = len(ids)
-            report.dead = _record_failure(router.db_for_write(outbox), outbox, ids, error)
-            report.errors.append(error)
-        logger.warning("partition %s: publish of %s rows failed: %s", partition, sum(map(len, claimed.values())),
-                       exc)
-        return reports, broken
+            reports[outbox].failed = len(ids)
+            reports[outbox].dead = _record_failure(router.db_for_write(outbox), outbox, ids, error)
+            reports[outbox].errors.append(error)
+        logger.warning("partition %s: publish of %s rows failed: %s", partition, len(envelopes), exc)
+        return PartitionOutcome(reports, broken)
+    except BaseException as exc:  # a time limit, say: nothing is marked SENT
+        _close(opened, exc)
+        raise
+    for outbox, failure in _close(opened).items():
+        broken[outbox] = failure
+        claimed.pop(outbox, None)
     for outbox, ids in claimed.items():
         reports[outbox].sent, reports[outbox].batches = len(ids), 1
-    return reports, broken
+    return PartitionOutcome(reports, broken)
 
 
 def _claim_sendable(alias: str, outbox: type[AbstractOutboxMessage], partition: int, batch_size: int,
@@ -332,6 +353,19 @@ def _claim_sendable(alias: str, outbox: type[AbstractOutboxMessage], partition: 
     if report.held:
         _unclaim(alias, outbox, sorted({row["id"] for row in rows} - {row["id"] for row in sendable}))
     return sendable
+
+
+def _close(opened: list[tuple[type[AbstractOutboxMessage], transaction.Atomic]],
+           exc: BaseException | None = None) -> dict[type[AbstractOutboxMessage], Exception]:
+    """Close the claims' transactions, newest first: roll them back after `exc`, else commit each on its own;
+    return the outboxes whose commit failed (their rows are PENDING again)."""
+    failed = {}
+    for outbox, block in reversed(opened):
+        try:
+            block.__exit__(type(exc) if exc else None, exc, exc.__traceback__ if exc else None)
+        except DatabaseError as error:
+            failed[outbox] = error
+    return failed
 
 
 def _unclaim(alias: str, outbox: type[AbstractOutboxMessage], ids: list[int]) -> None:
@@ -357,17 +391,18 @@ def relay_outboxes(outboxes: list[type[AbstractOutboxMessage]], *, batch_size: i
                    max_waiting: int = 0) -> list[RelayReport]:
     """Drain `outboxes`: pass over their pending partitions while a batch comes back full (or the time is up).
 
-    A partition another relay holds is skipped and reported (`contended`), as are rows the order guard holds
-    and partitions deferred by back-pressure: the caller schedules a later pass for them (the relay task does,
-    see `sagas.tasks`). A pass that found nothing of the sort leaves nothing behind: a row that commits after
-    its claim kicks a pass of its own. Another pass to make sure, as this loop once did, read every outbox
+    A partition another relay holds is skipped and reported (`contended`), as are rows the order guard holds:
+    the caller schedules a later pass for them (the relay task does, see `sagas.tasks`), and for partitions
+    deferred by back-pressure when no consumer will kick the relay (`RelayReport.left_behind`). A pass that
+    found nothing of the sort leaves nothing behind: a row that commits after its claim kicks a pass of its
+    own. Another pass to make sure, as this loop once did, read every outbox
     once more after each pass that sent, and most found nothing.
 
     `max_waiting` > 0 applies back-pressure (see the module's docstring), judged once per pass for every
     outbox: their events share the partition queues, and a partition found free takes one batch holding the
-    rows of each. Judged outbox by outbox, the first to send would leave the queue busy for the others; an outbox whose
-    commits kick the relay most often (results streaming in) then starved the rest (the points they cause
-    waited seconds in the Score Engine's outbox, measured).
+    rows of each. Judged outbox by outbox, the first to send would leave the queue busy for the others; an
+    outbox whose commits kick the relay most often (results streaming in) then starved the rest (the points
+    they cause waited seconds in the Score Engine's outbox, measured).
 
     An outbox whose database fails, or whose publish fails, is left to the next pass (the beat tick); the
     others go on: one service's outage must not hold up every service's events.
@@ -390,9 +425,10 @@ def relay_outboxes(outboxes: list[type[AbstractOutboxMessage]], *, batch_size: i
         if max_waiting and candidates:
             backlog = publisher.waiting(candidates)
             busy = {partition for partition in candidates if backlog[partition] >= max_waiting}
-            if busy and (backlog := publisher.defer(sorted(busy))) is not None:
+            flagged = publisher.defer(sorted(busy)) if busy else None
+            if flagged is not None:
                 kicked_on_take = True
-                busy = {partition for partition in busy if backlog[partition] >= max_waiting}
+                busy = {partition for partition in busy if flagged[partition] >= max_waiting}
         senders: dict[int, list[type[AbstractOutboxMessage]]] = defaultdict(list)  # per partition
         for outbox, partitions in pending.items():
             for partition in partitions:
@@ -400,21 +436,21 @@ def relay_outboxes(outboxes: list[type[AbstractOutboxMessage]], *, batch_size: i
         progress = {outbox: RelayReport(service=reports[outbox].service, kicked_on_take=kicked_on_take)
                     for outbox in pending}
         for partition, partition_outboxes in senders.items():
+            partition_outboxes = [outbox for outbox in partition_outboxes if outbox in active]
             if partition in busy:
                 for outbox in partition_outboxes:
                     progress[outbox].deferred += 1
                 continue
-            partition_outboxes = [outbox for outbox in partition_outboxes if outbox in active]
             if not partition_outboxes:
                 continue
             try:
-                sent, broken = relay_partition(partition_outboxes, partition, batch_size=batch_size,
-                                               publisher=publisher)
+                outcome = relay_partition(partition_outboxes, partition, batch_size=batch_size,
+                                          publisher=publisher)
             except Exception as exc:
-                sent, broken = {}, dict.fromkeys(partition_outboxes, exc)
-            for outbox, partition_report in sent.items():
+                outcome = PartitionOutcome({}, dict.fromkeys(partition_outboxes, exc))
+            for outbox, partition_report in outcome.reports.items():
                 progress[outbox].add(partition_report)
-            for outbox, exc in broken.items():
+            for outbox, exc in outcome.broken.items():
                 _give_up(outbox, reports[outbox], exc, active)
         more = False
         for outbox, pass_report in progress.items():

@@ -27,3 +27,11 @@ def test_event_payload_round_trips_through_json(event_class):
 def test_no_two_events_share_a_type_string():
     types = [cls.TYPE for cls in event_classes()]
     assert len(types) == len(set(types))
+
+
+def test_a_payload_is_a_copy_the_caller_may_change_without_changing_the_event():
+    event = tournament_messages.TournamentCreated(tournament_id="t", name="n", participants=["ann", "bob"])
+    payload = event.to_payload()
+    assert payload == {"tournament_id": "t", "name": "n", "participants": ["ann", "bob"]}
+    payload["participants"].append("eve")
+    assert event.participants == ["ann", "bob"]

@@ -138,29 +138,60 @@ def test_a_deferred_partitions_consumer_kicks_the_relay_as_it_takes_the_waiting_
     # when the relay passes, it holds the row back and schedules no timed pass to look again
     assert tasks.relay_outbox() == 0
     assert broker.llen(settings.OUTBOX_RELAY_QUEUE) == 0
-    # then the consumer taking the waiting batch kicks the relay, whose pass sends the row
+    # then a consumer taking a batch off another queue kicks nothing
+    kick_relay_if_deferred(f"{scratch_queues}.elsewhere")
+    assert broker.llen(settings.OUTBOX_RELAY_QUEUE) == 0
+    # but the consumer taking the waiting batch kicks the relay, whose pass sends the row
     broker.rpop(queue)
-    kick_relay_if_deferred()
+    kick_relay_if_deferred(queue)
     assert broker.llen(settings.OUTBOX_RELAY_QUEUE) == 1
     assert tasks.relay_outbox() == 1
     assert [e["aggregate_version"] for e in queued_envelopes(broker, queue)] == [2]
-    # and a consumer taking a batch when nothing was held back kicks nothing
+    # and taking the next batch, with nothing held back, kicks nothing
     broker.delete(settings.OUTBOX_RELAY_QUEUE)
-    kick_relay_if_deferred()
+    kick_relay_if_deferred(queue)
     assert broker.llen(settings.OUTBOX_RELAY_QUEUE) == 0
 
 
+def test_on_a_broker_that_keeps_no_flags_a_deferred_partition_calls_for_a_timed_pass(broker, scratch_queues):
+    key = f"no-flags-{uuid.uuid4()}"
+    queue = f"{scratch_queues}.{partition_for(key)}"
+
+    class FlaglessPublisher(relay.CeleryPublisher):
+        def defer(self, partitions):
+            return None
+
+    # given a batch waiting in the partition's queue, and a row committed behind it
+    probe_rows(OutboxMessage, key, [1])
+    assert relay.relay_outbox(OutboxMessage, publisher=relay.CeleryPublisher(queue_prefix=scratch_queues)).sent == 1
+    probe_rows(OutboxMessage, key, [2])
+    # when a pass defers the partition where no consumer can be asked to kick, it leaves the row for a timed pass
+    report = relay.relay_outbox(OutboxMessage, publisher=FlaglessPublisher(queue_prefix=scratch_queues),
+                                max_waiting=1)
+    assert (report.sent, report.deferred, report.left_behind) == (0, 1, True)
+    assert broker.get(f"{queue}.deferred") is None
+    # whereas on Redis the flag is left and the consumer's kick replaces the timed pass
+    report = relay.relay_outbox(OutboxMessage, publisher=relay.CeleryPublisher(queue_prefix=scratch_queues),
+                                max_waiting=1)
+    assert (report.sent, report.deferred, report.left_behind) == (0, 1, False)
+    assert broker.get(f"{queue}.deferred") == scratch_queues.encode() + b".relay"
+
+
 def test_an_events_worker_taking_a_batch_kicks_the_relay_that_held_rows_back(
-        celery_worker, events_worker, probe_effects, broker):
+        celery_worker, events_worker, probe_effects, broker, settings):
     aggregate = f"held-back-{uuid.uuid4()}"
+    flag = deferred_flag(partition_queue(0))
     # given a relay pass that held rows back for a busy queue (it left its flag), and a row nobody kicks for
-    broker.set(deferred_flag(), 1)
-    probe_rows(OutboxMessage, aggregate, [1])
-    # when a consumer takes a batch off its queue (an empty one will do)
-    current_app.send_task(DELIVER_TASK, args=[[]], queue=partition_queue(0), ignore_result=True)
-    # then it clears the flag and kicks the relay, whose pass sends the row to its consumer
-    wait_until(lambda: applied_versions(aggregate) == [1], message="row relayed after the consumer's kick")
-    assert not broker.exists(deferred_flag())
+    broker.set(flag, settings.OUTBOX_RELAY_QUEUE, px=60_000)
+    try:
+        probe_rows(OutboxMessage, aggregate, [1])
+        # when a consumer takes a batch off that queue (an empty one will do)
+        current_app.send_task(DELIVER_TASK, args=[[]], queue=partition_queue(0), ignore_result=True)
+        # then it takes the flag and kicks the relay, whose pass sends the row to its consumer
+        wait_until(lambda: applied_versions(aggregate) == [1], message="row relayed after the consumer's kick")
+        assert not broker.exists(flag)
+    finally:
+        broker.delete(flag)
 
 
 def test_a_batch_taken_just_before_the_relay_asks_to_be_kicked_does_not_strand_the_rows(broker, scratch_queues):
@@ -210,13 +241,14 @@ def test_an_outbox_whose_claim_fails_leaves_the_partitions_batch_to_the_others(b
     queue = f"{scratch_queues}.{partition_for(key)}"
     probe_rows(OutboxMessage, key, [1])
     probe_rows(ScoresOutboxMessage, key, [1])
-    # given the Match Engine's database failing in the middle of its claim
+    # given the Match Engine's database failing in the middle of its claim, after the rows were marked SENT
     claim = relay._claim
 
     def failing(alias, outbox, partition, batch_size):
+        claimed = claim(alias, outbox, partition, batch_size)
         if outbox is OutboxMessage:
             raise OperationalError("tournament database gone")
-        return claim(alias, outbox, partition, batch_size)
+        return claimed
 
     monkeypatch.setattr(relay, "_claim", failing)
     # when a pass covers both outboxes
@@ -226,6 +258,59 @@ def test_an_outbox_whose_claim_fails_leaves_the_partitions_batch_to_the_others(b
     assert ScoresOutboxMessage.objects.get(partition_key=key).status == OutboxStatus.SENT
     assert OutboxMessage.objects.get(partition_key=key).status == OutboxStatus.PENDING
     assert tournament.errors == ["OperationalError: tournament database gone"] and not scores.errors
+
+
+def test_an_outbox_whose_transaction_cannot_begin_leaves_the_partitions_batch_to_the_others(
+        broker, scratch_queues, monkeypatch):
+    key = f"begin-fails-{uuid.uuid4()}"
+    queue = f"{scratch_queues}.{partition_for(key)}"
+    probe_rows(OutboxMessage, key, [1])
+    probe_rows(ScoresOutboxMessage, key, [1])
+    # given the Match Engine's database refusing to begin a transaction
+    tournament_db = connections["tournament"]
+    set_autocommit = tournament_db.set_autocommit
+
+    def refusing(autocommit, **kwargs):
+        if not autocommit:
+            raise OperationalError("tournament database gone")
+        return set_autocommit(autocommit, **kwargs)
+
+    monkeypatch.setattr(tournament_db, "set_autocommit", refusing)
+    # when a pass covers both outboxes
+    tournament, scores = relay.relay_services(["tournament", "scores"],
+                                              publisher=relay.CeleryPublisher(queue_prefix=scratch_queues))
+    # then the Score Engine's row leaves; the Match Engine's stays as it was, its failure reported
+    assert [e["aggregate_type"] for e in queued_envelopes(broker, queue)] == [ProbeTicked.AGGREGATE_TYPE]
+    assert ScoresOutboxMessage.objects.get(partition_key=key).status == OutboxStatus.SENT
+    assert OutboxMessage.objects.values_list("status", "attempts").get(partition_key=key) == (OutboxStatus.PENDING, 0)
+    assert tournament.errors == ["OperationalError: tournament database gone"] and scores.sent == 1
+
+
+def test_an_outbox_whose_commit_fails_after_the_publish_is_sent_again_and_the_others_stay_sent(
+        broker, scratch_queues, monkeypatch):
+    key = f"commit-fails-{uuid.uuid4()}"
+    queue = f"{scratch_queues}.{partition_for(key)}"
+    probe_rows(OutboxMessage, key, [1])
+    probe_rows(ScoresOutboxMessage, key, [1])
+    # given the Match Engine's database failing at commit
+    tournament_db = connections["tournament"]
+
+    def failing_commit():
+        raise OperationalError("tournament database gone at commit")
+
+    monkeypatch.setattr(tournament_db, "commit", failing_commit)
+    # when a pass publishes both outboxes' rows in one message
+    tournament, scores = relay.relay_services(["tournament", "scores"],
+                                              publisher=relay.CeleryPublisher(queue_prefix=scratch_queues))
+    monkeypatch.undo()
+    assert len(queued_envelopes(broker, queue)) == 2
+    # then the Score Engine's row is SENT; the Match Engine's is PENDING again, to go on a later pass (its
+    # consumer's inbox absorbs the copy), with no failed publish counted against it
+    assert (scores.sent, scores.failed, scores.errors) == (1, 0, [])
+    assert ScoresOutboxMessage.objects.get(partition_key=key).status == OutboxStatus.SENT
+    assert (tournament.sent, tournament.failed) == (0, 0)
+    assert tournament.errors == ["OperationalError: tournament database gone at commit"]
+    assert OutboxMessage.objects.values_list("status", "attempts").get(partition_key=key) == (OutboxStatus.PENDING, 0)
 
 
 def test_a_failed_publish_leaves_every_outboxs_rows_of_the_batch_pending(broker, scratch_queues):

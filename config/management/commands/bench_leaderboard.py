@@ -34,12 +34,14 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connections
+from django.db.models import Q
 from django.test import Client
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
 from config.benchmarks import percentile, settings_warning
 from config.celery import app as celery_app
+from leaderboard.handlers import STANDINGS_CONSUMER
 from leaderboard.models import (
     ConsumedEvent,
     ConsumerPosition,
@@ -59,6 +61,7 @@ from scores.ledger import SNAPSHOT_SCHEMA, ledger_load, stream_key
 from scores.messages import LedgerOpened, PointsAwarded
 from scores.models import LedgerEvent, LedgerSnapshot, ScoredMatch
 from scores.models import OutboxMessage as ScoresOutbox
+from scores.handlers import MATCH_RESULTS_CONSUMER
 from scores.services import ledger_score_matches
 from tournament.messages import MatchRecorded, TournamentActivated, TournamentCreated
 from tournament.models import Match, Participant, Tournament, TournamentStatus
@@ -67,7 +70,6 @@ from tournament.services import match_record
 
 BENCH_PREFIX = "bench"
 CLEAN_UP_CHUNK = 5000  # ids per DELETE
-LEADERBOARD_CONSUMER = "leaderboard.standings"
 
 
 def figures(samples: list[float]) -> str:
@@ -231,9 +233,9 @@ class Command(BaseCommand):
         # What the framework and the relay remember of that history: the consumer's position per stream, and
         # each stream's newest outbox row as SENT (the relay sends version n+1 once version n has left).
         ConsumerPosition.objects.bulk_create(
-            [ConsumerPosition(consumer=LEADERBOARD_CONSUMER, aggregate_type=TournamentCreated.AGGREGATE_TYPE,
+            [ConsumerPosition(consumer=STANDINGS_CONSUMER, aggregate_type=TournamentCreated.AGGREGATE_TYPE,
                               aggregate_id=tournament_id, version=2)]
-            + [ConsumerPosition(consumer=LEADERBOARD_CONSUMER, aggregate_type=LedgerOpened.AGGREGATE_TYPE,
+            + [ConsumerPosition(consumer=STANDINGS_CONSUMER, aggregate_type=LedgerOpened.AGGREGATE_TYPE,
                                 aggregate_id=stream_key(tournament_id, p), version=versions[p]) for p in players],
             batch_size=5000)
         ScoresOutbox.objects.bulk_create(
@@ -485,16 +487,18 @@ class Command(BaseCommand):
             # inboxes of every later run.
             outboxes = (TournamentOutbox.objects.filter(payload__tournament_id=tournament_id),
                         ScoresOutbox.objects.filter(partition_key__startswith=f"{tournament_id}/"))
-            sent = [row for rows in outboxes for row in rows.values_list("message_id", "partition_key")]
-            for app_label in ("scores", "leaderboard"):
+            events = [row for rows in outboxes for row in rows.values_list("message_id", "partition_key")]
+            for app_label, consumer in (("scores", MATCH_RESULTS_CONSUMER), ("leaderboard", STANDINGS_CONSUMER)):
                 tables = consumer_tables(app_label)
-                for model in (tables.position, tables.parked):  # the tournament's and its ledgers' (loaded too)
-                    model.objects.using(app_label).filter(aggregate_id__startswith=tournament_id).delete()
-                for start in range(0, len(sent), CLEAN_UP_CHUNK):
-                    chunk = sent[start:start + CLEAN_UP_CHUNK]
-                    tables.inbox.objects.using(app_label).filter(message_id__in=[m for m, _ in chunk]).delete()
-                    for model in (tables.position, tables.parked):
-                        model.objects.using(app_label).filter(aggregate_id__in={k for _, k in chunk}).delete()
+                keyed = [Q(aggregate_id__startswith=tournament_id)]  # the tournament's and its ledgers' (loaded too)
+                for start in range(0, len(events), CLEAN_UP_CHUNK):
+                    chunk = events[start:start + CLEAN_UP_CHUNK]
+                    tables.inbox.objects.using(app_label).filter(
+                        consumer=consumer, message_id__in=[message_id for message_id, _ in chunk]).delete()
+                    keyed.append(Q(aggregate_id__in={key for _, key in chunk}))
+                for model in (tables.position, tables.parked):
+                    for condition in keyed:
+                        model.objects.using(app_label).filter(condition, consumer=consumer).delete()
             for rows in outboxes:
                 rows.delete()
             Tournament.objects.filter(id=tournament_id).delete()
