@@ -102,26 +102,24 @@ def kick_relay_on_commit(app_label: str, *, using: str) -> None:
     transaction.on_commit(_kick_relay, using=using, robust=True)
 
 
-def _kick_relay(relay_queue: str | None = None) -> None:
-    """Send a relay task to `relay_queue` (default `OUTBOX_RELAY_QUEUE`) unless a kick is pending there."""
-    relay_queue = relay_queue or settings.OUTBOX_RELAY_QUEUE
+def _kick_relay() -> None:
     try:
         with current_app.producer_or_acquire() as producer:
-            if not kick_flag_set(producer.channel, relay_queue):
+            if not kick_flag_set(producer.channel):
                 return  # a kick is on its way and its pass has not begun: that pass will see this commit
             try:
                 # No publish retries: a broker outage must not stall the committed request; the tick covers it.
-                current_app.send_task(RELAY_TASK, producer=producer, queue=relay_queue, ignore_result=True,
-                                      retry=False)
+                current_app.send_task(RELAY_TASK, producer=producer, queue=settings.OUTBOX_RELAY_QUEUE,
+                                      ignore_result=True, retry=False)
             except Exception:
-                kick_flag_clear(producer.channel, relay_queue)
+                kick_flag_clear(producer.channel)
                 raise
     except Exception:  # the broker is down: the beat tick sends the rows once it is back
         logger.warning("outbox kick not sent; the relay tick will send the rows", exc_info=True)
 
 
 def redis_client(channel: Any) -> redis.Redis | None:
-    """Return a broker channel's Redis client, or None on another broker (which keeps none of the flags below)."""
+    """Return a broker channel's Redis client, or None on another broker (which keeps no kick flag)."""
     client = getattr(channel, "client", None)
     return client if isinstance(client, redis.Redis) else None
 
@@ -134,59 +132,21 @@ def redis_client(channel: Any) -> redis.Redis | None:
 KICK_FLAG_TTL_MS = 1000
 
 
-def _kick_flag(relay_queue: str | None) -> str:
-    return f"{relay_queue or settings.OUTBOX_RELAY_QUEUE}.kick"
+def _kick_flag() -> str:
+    return f"{settings.OUTBOX_RELAY_QUEUE}.kick"
 
 
-def kick_flag_set(channel: Any, relay_queue: str | None = None) -> bool:
-    """Set the kick flag of `relay_queue` (default `OUTBOX_RELAY_QUEUE`); return False if a kick is pending."""
+def kick_flag_set(channel: Any) -> bool:
+    """Set the kick flag; return False if it was already set (a kick is pending)."""
     client = redis_client(channel)
-    return client is None or bool(client.set(_kick_flag(relay_queue), 1, nx=True, px=KICK_FLAG_TTL_MS))
+    return client is None or bool(client.set(_kick_flag(), 1, nx=True, px=KICK_FLAG_TTL_MS))
 
 
-def kick_flag_clear(channel: Any, relay_queue: str | None = None) -> None:
+def kick_flag_clear(channel: Any) -> None:
     """Clear the kick flag: the pass about to start will see every commit so far."""
     client = redis_client(channel)
     if client is not None:
-        client.delete(_kick_flag(relay_queue))
-
-
-# WAKING THE RELAY WHEN A CONSUMER CATCHES UP: a pass that leaves a busy partition's rows PENDING (back-pressure)
-# flags the partition's queue with the relay queue to kick, then reads the queue's length again (a batch taken
-# in between saw no flag). The consumer taking the next batch off that queue takes the flag and kicks that
-# relay, whose pass finds the queue free. Rows leave the moment the consumer can take more, and no timed pass
-# polls for it: one every 20 ms kept the relay worker's main process busy in Celery's timer (measured). A flag
-# that expires (DEFERRED_FLAG_TTL_MS, a consumer stalled that long) costs a wait for the beat tick, which defers
-# and flags again.
-DEFERRED_FLAG_TTL_MS = 60_000
-
-
-def deferred_flag(queue: str) -> str:
-    """Return the key saying a relay held rows back for `queue`; its value is the relay queue to kick."""
-    return f"{queue}.deferred"
-
-
-def flag_deferred(pipe: redis.client.Pipeline, queue: str) -> None:
-    """Add to `pipe` the flag saying this process's relay held rows back for `queue`."""
-    pipe.set(deferred_flag(queue), settings.OUTBOX_RELAY_QUEUE, px=DEFERRED_FLAG_TTL_MS)
-
-
-def kick_relay_if_deferred(queue: str) -> None:
-    """Kick the relay that held rows back for `queue`, if one did: a consumer calls this as it takes a batch."""
-    try:
-        with current_app.producer_or_acquire() as producer:
-            client = redis_client(producer.channel)
-            if client is None:
-                return
-            with client.pipeline(transaction=True) as pipe:  # GET and DEL at once: one taker kicks
-                pipe.get(deferred_flag(queue))
-                pipe.delete(deferred_flag(queue))
-                relay_queue, _deleted = pipe.execute()
-    except Exception:  # the broker is down: the beat tick relays the rows once it is back
-        logger.warning("could not read the relay's deferred flag of %s", queue, exc_info=True)
-        return
-    if relay_queue:
-        _kick_relay(relay_queue.decode())
+        client.delete(_kick_flag())
 
 
 def outbox_requeue(*, outbox: type[AbstractOutboxMessage], ids: Iterable[int]) -> int:

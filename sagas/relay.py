@@ -33,9 +33,7 @@ How a pass works, one partition at a time, for every outbox with rows bound for 
 Back-pressure (the relay tasks, `max_waiting=OUTBOX_MAX_WAITING_BATCHES`): a
 partition whose queue already holds that many batches nobody has taken yet
 gets no new message on this pass; its rows stay PENDING and leave together,
-as one larger batch, on a later pass: the one the partition's consumer kicks
-as it takes the waiting batch (on Redis: `sagas.outbox.kick_relay_if_deferred`;
-on another broker a pass that skipped schedules one
+as one larger batch, on a later pass (a pass that skipped schedules one
 `OUTBOX_DEFERRED_PASS_SECONDS` later; the beat tick is the safety net). An
 idle consumer gets each batch at once; a busy one gets fewer, larger batches,
 which it applies in far fewer transactions, so it catches up instead of
@@ -73,7 +71,7 @@ from kombu.exceptions import ChannelError
 from config.raw_sql import json_value
 from sagas.inbox import DELIVER_TASK
 from sagas.messaging_models import AbstractOutboxMessage, OutboxStatus
-from sagas.outbox import flag_deferred, redis_client
+from sagas.outbox import redis_client
 from sagas.partitions import partition_queue
 from sagas.tables import outbox_model, outbox_models
 
@@ -86,8 +84,6 @@ ROW_FIELDS = ("id", "message_id", "type", "schema_version", "aggregate_type", "p
 class Publisher(Protocol):
     def publish(self, partition: int, envelopes: list[dict[str, Any]]) -> None: ...
     def waiting(self, partitions: list[int]) -> dict[int, int]: ...
-    def defer(self, partitions: list[int]) -> dict[int, int] | None: ...
-
 
 class CeleryPublisher:
     """Publish one partition's ordered batch as one `events.deliver` task message on its queue."""
@@ -105,33 +101,17 @@ class CeleryPublisher:
 
     def waiting(self, partitions: list[int]) -> dict[int, int]:
         """Return how many batches wait in each partition's queue, not yet taken by its consumer."""
-        sizes = self._sizes(partitions, flag=False)
-        return sizes if sizes is not None else {partition: self._declared_size(partition) for partition in partitions}
-
-    def defer(self, partitions: list[int]) -> dict[int, int] | None:
-        """Flag the partitions' queues so their consumers kick this relay as they take their next batch
-        (`sagas.outbox.kick_relay_if_deferred`); return the queues' sizes read after the flags were set (a
-        batch taken before saw no flag, so its queue may be free now).
-
-        None if the broker keeps no flags (not Redis): the caller then schedules a timed pass.
-        """
-        return self._sizes(partitions, flag=True)
-
-    def _sizes(self, partitions: list[int], *, flag: bool) -> dict[int, int] | None:
-        """Read the partitions' queue sizes on Redis in one pipeline (after flagging them if asked: a pipeline
-        runs its commands in order); None on another broker."""
         with current_app.producer_or_acquire() as producer:  # pooled: a fresh connection per check cost more
             channel = producer.channel                       # than the relay's own work
             if redis_client(channel) is None:
-                return None
-            steps = channel.priority_steps  # kombu keeps a queue as one list per priority level
+                return {partition: self._declared_size(partition) for partition in partitions}
+            # Redis: kombu keeps a queue as one list per priority level; one pipeline counts every partition's.
+            steps = channel.priority_steps
             with channel.conn_or_acquire() as client, client.pipeline(transaction=False) as pipe:
-                for partition in partitions if flag else ():
-                    flag_deferred(pipe, self.queue(partition))
                 for partition in partitions:
                     for priority in steps:
                         pipe.llen(channel._q_for_pri(self.queue(partition), priority))
-                sizes = pipe.execute()[len(partitions) if flag else 0:]
+                sizes = pipe.execute()
         return {partition: sum(sizes[i * len(steps):(i + 1) * len(steps)]) for i, partition in enumerate(partitions)}
 
     def _declared_size(self, partition: int) -> int:
@@ -157,14 +137,13 @@ class RelayReport:
     deferred: int = 0
     contended: int = 0  # partitions another relay held: a later pass must look at them again
     full: int = 0  # batches that filled the batch size: more rows may wait
-    kicked_on_take: bool = False  # the deferred partitions' consumers kick the relay as they take a batch
     errors: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def left_behind(self) -> bool:
-        """Whether the last pass left rows for a later one it must schedule: rows deferred with no consumer
-        to kick the relay, held rows, a partition another relay held, or a drain the time limit cut short."""
-        return bool((self.deferred and not self.kicked_on_take) or self.held or self.contended or self.full)
+        """Whether the last pass left rows for a later one: deferred or held rows, a partition another relay
+        held, or a drain the time limit cut short."""
+        return bool(self.deferred or self.held or self.contended or self.full)
 
     def add(self, other: RelayReport) -> None:
         self.sent += other.sent
@@ -391,11 +370,10 @@ def relay_outboxes(outboxes: list[type[AbstractOutboxMessage]], *, batch_size: i
                    max_waiting: int = 0) -> list[RelayReport]:
     """Drain `outboxes`: pass over their pending partitions while a batch comes back full (or the time is up).
 
-    A partition another relay holds is skipped and reported (`contended`), as are rows the order guard holds:
-    the caller schedules a later pass for them (the relay task does, see `sagas.tasks`), and for partitions
-    deferred by back-pressure when no consumer will kick the relay (`RelayReport.left_behind`). A pass that
-    found nothing of the sort leaves nothing behind: a row that commits after its claim kicks a pass of its
-    own. Another pass to make sure, as this loop once did, read every outbox
+    A partition another relay holds is skipped and reported (`contended`), as are rows the order guard holds
+    and partitions deferred by back-pressure: the caller schedules a later pass for them (the relay task does,
+    see `sagas.tasks`). A pass that found nothing of the sort leaves nothing behind: a row that commits after
+    its claim kicks a pass of its own. Another pass to make sure, as this loop once did, read every outbox
     once more after each pass that sent, and most found nothing.
 
     `max_waiting` > 0 applies back-pressure (see the module's docstring), judged once per pass for every
@@ -420,21 +398,15 @@ def relay_outboxes(outboxes: list[type[AbstractOutboxMessage]], *, batch_size: i
             except Exception as exc:
                 _give_up(outbox, reports[outbox], exc, active)
         busy: set[int] = set()
-        kicked_on_take = False
         candidates = sorted(set().union(*pending.values()))
         if max_waiting and candidates:
             backlog = publisher.waiting(candidates)
             busy = {partition for partition in candidates if backlog[partition] >= max_waiting}
-            flagged = publisher.defer(sorted(busy)) if busy else None
-            if flagged is not None:
-                kicked_on_take = True
-                busy = {partition for partition in busy if flagged[partition] >= max_waiting}
         senders: dict[int, list[type[AbstractOutboxMessage]]] = defaultdict(list)  # per partition
         for outbox, partitions in pending.items():
             for partition in partitions:
                 senders[partition].append(outbox)
-        progress = {outbox: RelayReport(service=reports[outbox].service, kicked_on_take=kicked_on_take)
-                    for outbox in pending}
+        progress = {outbox: RelayReport(service=reports[outbox].service) for outbox in pending}
         for partition, partition_outboxes in senders.items():
             partition_outboxes = [outbox for outbox in partition_outboxes if outbox in active]
             if partition in busy:
@@ -466,7 +438,7 @@ def relay_outboxes(outboxes: list[type[AbstractOutboxMessage]], *, batch_size: i
     return list(reports.values())
 
 
-_LAST_PASS_FIELDS = ("held", "deferred", "contended", "full", "kicked_on_take")
+_LAST_PASS_FIELDS = ("held", "deferred", "contended", "full")
 
 
 def _give_up(outbox: type[AbstractOutboxMessage], report: RelayReport, exc: Exception,

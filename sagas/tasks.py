@@ -11,12 +11,12 @@ import time
 from functools import cache
 
 import redis
-from celery import Task, current_app, shared_task
+from celery import current_app, shared_task
 from django.conf import settings
 
 from sagas import inbox, relay
 from sagas.orchestrator import sagas_recover, step_failure
-from sagas.outbox import RELAY_TASK, kick_flag_clear, kick_relay_if_deferred, outbox_republish
+from sagas.outbox import RELAY_TASK, kick_flag_clear, outbox_republish
 from sagas.tables import outbox_model
 
 logger = logging.getLogger(__name__)
@@ -32,13 +32,12 @@ def relay_outbox(service: str | None = None) -> int:
 
     Clears the kick flag first (see `sagas.outbox`): commits from now on kick
     again. Partitions whose consumer is behind are deferred (back-pressure, see
-    `sagas.relay`); their consumer kicks the relay as it takes its next batch
-    (on a Redis broker; on another, one later pass is scheduled instead). A
-    later pass is scheduled when the order guard held rows (their predecessor
-    may have committed just before the claim's snapshot yet after the pass
-    began), when another relay held a partition (a row may have committed
-    after that relay's claim, and its kick found this pass), and when the time
-    limit cut the drain short.
+    `sagas.relay`); one later pass is then scheduled to send their rows together.
+    So is one when the order guard held rows (their predecessor may have
+    committed just before the claim's snapshot yet after the pass began), and
+    when another relay held a partition (a row may have committed after that
+    relay's claim, and its kick found this pass), and when the time limit cut
+    the drain short.
     `service` is ignored: kicks sent by earlier versions name the outbox that
     committed, and every pass serves it.
     """
@@ -66,9 +65,8 @@ def purge_outbox() -> dict[str, int]:
     return relay.purge_sent()
 
 
-@shared_task(name=inbox.DELIVER_TASK, bind=True, ignore_result=True, acks_late=True, max_retries=20,
-             retry_backoff_max=60)
-def deliver_events(self: Task, envelopes: list, only_consumer: str | None = None) -> dict:
+@shared_task(name=inbox.DELIVER_TASK, ignore_result=True, acks_late=True, max_retries=20, retry_backoff_max=60)
+def deliver_events(envelopes: list, only_consumer: str | None = None) -> dict:
     """Apply an ordered batch of one partition's events; called at least once (redelivery is a no-op).
 
     Poison is dead-lettered inside; only transient errors (a database or
@@ -76,9 +74,6 @@ def deliver_events(self: Task, envelopes: list, only_consumer: str | None = None
     an hour. Events applied before the error are not applied twice; later
     batches meanwhile park behind the missing versions.
     """
-    queue = (self.request.delivery_info or {}).get("routing_key")
-    if queue:
-        kick_relay_if_deferred(queue)  # this batch just left its queue: rows held back for it may go now
     return inbox.deliver_batch(envelopes, only_consumer=only_consumer)
 
 

@@ -220,9 +220,8 @@ OUTBOX_WAKEUP = os.environ.get("OUTBOX_WAKEUP", "kick")
 if OUTBOX_WAKEUP not in {"kick", "notify"}:
     raise ImproperlyConfigured(f"OUTBOX_WAKEUP must be 'kick' or 'notify', got {OUTBOX_WAKEUP!r}")
 # Back-pressure of the relay tasks: a partition whose queue already holds this many batches not yet taken gets no
-# new one (0: off); its rows leave together in one larger batch on the pass its consumer kicks as it takes the
-# waiting batch (on Redis; on another broker, a pass OUTBOX_DEFERRED_PASS_SECONDS later). That later pass also
-# serves rows the order guard held and partitions another relay held (0: the beat tick does).
+# new one (0: off); its rows leave together in one larger batch on a pass OUTBOX_DEFERRED_PASS_SECONDS later.
+# That later pass also serves rows the order guard held and partitions another relay held (0: the beat tick does).
 OUTBOX_MAX_WAITING_BATCHES = env_int("OUTBOX_MAX_WAITING_BATCHES", 1)
 OUTBOX_DEFERRED_PASS_SECONDS = float(os.environ.get("OUTBOX_DEFERRED_PASS_SECONDS", "0.02"))
 # Queue of the relay tasks (after-commit kick, beat tick, re-publish requests).

@@ -14,10 +14,9 @@ from django.db import OperationalError, connections, transaction
 from django.test import override_settings
 
 from sagas import relay
-from sagas.inbox import DELIVER_TASK
 from sagas.messaging_models import OutboxStatus
-from sagas.outbox import OutsideTransactionError, deferred_flag, kick_relay_if_deferred, outbox_requeue, publish
-from sagas.partitions import partition_for, partition_queue
+from sagas.outbox import OutsideTransactionError, outbox_requeue, publish
+from sagas.partitions import partition_for
 from tests.support.event_probe import ProbeTicked, applied_versions, probe_rows, queued_envelopes
 from tests.support.waiting import wait_until
 from tournament.messages import TournamentCreated
@@ -30,8 +29,8 @@ pytestmark = pytest.mark.django_db(transaction=True, databases=["tournament", "s
 
 @pytest.fixture
 def scratch_queues(broker, settings):
-    """A queue prefix of this test's own (nobody consumes it), emptied afterwards; the relay's queue and flags
-    (kick, deferred) live under it too."""
+    """A queue prefix of this test's own (nobody consumes it), emptied afterwards; the relay's queue and its
+    kick flag live under it too."""
     prefix = f"test-{uuid.uuid4().hex[:8]}"
     settings.OUTBOX_RELAY_QUEUE = f"{prefix}.relay"
     yield prefix
@@ -121,99 +120,6 @@ def test_back_pressure_holds_a_busy_partitions_rows_and_sends_them_later_as_one_
     assert relay.relay_outbox(OutboxMessage, publisher=publisher, max_waiting=1).sent == 2
     assert broker.llen(queue) == 1
     assert [e["aggregate_version"] for e in queued_envelopes(broker, queue)] == [2, 3]
-
-
-def test_a_deferred_partitions_consumer_kicks_the_relay_as_it_takes_the_waiting_batch(
-        broker, scratch_queues, settings, monkeypatch):
-    from sagas import tasks
-
-    settings.EVENT_QUEUE_PREFIX = scratch_queues
-    monkeypatch.setattr(tasks, "_deferred_pass_due", 0.0)
-    key = f"deferred-{uuid.uuid4()}"
-    queue = f"{scratch_queues}.{partition_for(key)}"
-    # given a batch waiting in the partition's queue, and a row committed behind it
-    probe_rows(OutboxMessage, key, [1])
-    assert tasks.relay_outbox() == 1
-    probe_rows(OutboxMessage, key, [2])
-    # when the relay passes, it holds the row back and schedules no timed pass to look again
-    assert tasks.relay_outbox() == 0
-    assert broker.llen(settings.OUTBOX_RELAY_QUEUE) == 0
-    # then a consumer taking a batch off another queue kicks nothing
-    kick_relay_if_deferred(f"{scratch_queues}.elsewhere")
-    assert broker.llen(settings.OUTBOX_RELAY_QUEUE) == 0
-    # but the consumer taking the waiting batch kicks the relay, whose pass sends the row
-    broker.rpop(queue)
-    kick_relay_if_deferred(queue)
-    assert broker.llen(settings.OUTBOX_RELAY_QUEUE) == 1
-    assert tasks.relay_outbox() == 1
-    assert [e["aggregate_version"] for e in queued_envelopes(broker, queue)] == [2]
-    # and taking the next batch, with nothing held back, kicks nothing
-    broker.delete(settings.OUTBOX_RELAY_QUEUE)
-    kick_relay_if_deferred(queue)
-    assert broker.llen(settings.OUTBOX_RELAY_QUEUE) == 0
-
-
-def test_on_a_broker_that_keeps_no_flags_a_deferred_partition_calls_for_a_timed_pass(broker, scratch_queues):
-    key = f"no-flags-{uuid.uuid4()}"
-    queue = f"{scratch_queues}.{partition_for(key)}"
-
-    class FlaglessPublisher(relay.CeleryPublisher):
-        def defer(self, partitions):
-            return None
-
-    # given a batch waiting in the partition's queue, and a row committed behind it
-    probe_rows(OutboxMessage, key, [1])
-    assert relay.relay_outbox(OutboxMessage, publisher=relay.CeleryPublisher(queue_prefix=scratch_queues)).sent == 1
-    probe_rows(OutboxMessage, key, [2])
-    # when a pass defers the partition where no consumer can be asked to kick, it leaves the row for a timed pass
-    report = relay.relay_outbox(OutboxMessage, publisher=FlaglessPublisher(queue_prefix=scratch_queues),
-                                max_waiting=1)
-    assert (report.sent, report.deferred, report.left_behind) == (0, 1, True)
-    assert broker.get(f"{queue}.deferred") is None
-    # whereas on Redis the flag is left and the consumer's kick replaces the timed pass
-    report = relay.relay_outbox(OutboxMessage, publisher=relay.CeleryPublisher(queue_prefix=scratch_queues),
-                                max_waiting=1)
-    assert (report.sent, report.deferred, report.left_behind) == (0, 1, False)
-    assert broker.get(f"{queue}.deferred") == scratch_queues.encode() + b".relay"
-
-
-def test_an_events_worker_taking_a_batch_kicks_the_relay_that_held_rows_back(
-        celery_worker, events_worker, probe_effects, broker, settings):
-    aggregate = f"held-back-{uuid.uuid4()}"
-    flag = deferred_flag(partition_queue(0))
-    # given a relay pass that held rows back for a busy queue (it left its flag), and a row nobody kicks for
-    broker.set(flag, settings.OUTBOX_RELAY_QUEUE, px=60_000)
-    try:
-        probe_rows(OutboxMessage, aggregate, [1])
-        # when a consumer takes a batch off that queue (an empty one will do)
-        current_app.send_task(DELIVER_TASK, args=[[]], queue=partition_queue(0), ignore_result=True)
-        # then it takes the flag and kicks the relay, whose pass sends the row to its consumer
-        wait_until(lambda: applied_versions(aggregate) == [1], message="row relayed after the consumer's kick")
-        assert not broker.exists(flag)
-    finally:
-        broker.delete(flag)
-
-
-def test_a_batch_taken_just_before_the_relay_asks_to_be_kicked_does_not_strand_the_rows(broker, scratch_queues):
-    key = f"race-{uuid.uuid4()}"
-    queue = f"{scratch_queues}.{partition_for(key)}"
-
-    # given a consumer that takes the waiting batch right after the relay saw its queue busy, before the relay
-    # asked to be kicked (so the consumer kicks nobody)
-    class RacingPublisher(relay.CeleryPublisher):
-        def waiting(self, partitions):
-            sizes = super().waiting(partitions)
-            broker.rpop(queue)
-            return sizes
-
-    probe_rows(OutboxMessage, key, [1])
-    assert relay.relay_outbox(OutboxMessage, publisher=relay.CeleryPublisher(queue_prefix=scratch_queues)).sent == 1
-    probe_rows(OutboxMessage, key, [2])
-    # when the relay passes with back-pressure
-    report = relay.relay_outbox(OutboxMessage, publisher=RacingPublisher(queue_prefix=scratch_queues), max_waiting=1)
-    # then it reads the queue again after asking, finds it free, and sends the row at once
-    assert (report.sent, report.deferred) == (1, 0)
-    assert [e["aggregate_version"] for e in queued_envelopes(broker, queue)] == [2]
 
 
 def test_a_free_partition_takes_one_batch_holding_every_outboxs_rows_on_the_same_pass(broker, scratch_queues):
