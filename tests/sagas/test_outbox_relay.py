@@ -141,12 +141,18 @@ def test_a_free_partition_takes_one_batch_holding_every_outboxs_rows_on_the_same
         assert set(outbox.objects.filter(partition_key=key).values_list("status", flat=True)) == {OutboxStatus.SENT}
 
 
-def test_an_outbox_whose_claim_fails_leaves_the_partitions_batch_to_the_others(broker, scratch_queues, monkeypatch):
-    publisher = relay.CeleryPublisher(queue_prefix=scratch_queues)
-    key = f"claim-fails-{uuid.uuid4()}"
-    queue = f"{scratch_queues}.{partition_for(key)}"
+def rows_in_both_outboxes(label: str, scratch_queues: str) -> tuple[str, str]:
+    """Commit a PENDING row in the Match Engine's outbox and one in the Score Engine's, bound for the same
+    partition; return their key and that partition's scratch queue."""
+    key = f"{label}-{uuid.uuid4()}"
     probe_rows(OutboxMessage, key, [1])
     probe_rows(ScoresOutboxMessage, key, [1])
+    return key, f"{scratch_queues}.{partition_for(key)}"
+
+
+def test_an_outbox_whose_claim_fails_leaves_the_partitions_batch_to_the_others(broker, scratch_queues, monkeypatch):
+    publisher = relay.CeleryPublisher(queue_prefix=scratch_queues)
+    key, queue = rows_in_both_outboxes("claim-fails", scratch_queues)
     # given the Match Engine's database failing in the middle of its claim, after the rows were marked SENT
     claim = relay._claim
 
@@ -168,10 +174,7 @@ def test_an_outbox_whose_claim_fails_leaves_the_partitions_batch_to_the_others(b
 
 def test_an_outbox_whose_transaction_cannot_begin_leaves_the_partitions_batch_to_the_others(
         broker, scratch_queues, monkeypatch):
-    key = f"begin-fails-{uuid.uuid4()}"
-    queue = f"{scratch_queues}.{partition_for(key)}"
-    probe_rows(OutboxMessage, key, [1])
-    probe_rows(ScoresOutboxMessage, key, [1])
+    key, queue = rows_in_both_outboxes("begin-fails", scratch_queues)
     # given the Match Engine's database refusing to begin a transaction
     tournament_db = connections["tournament"]
     set_autocommit = tournament_db.set_autocommit
@@ -194,10 +197,7 @@ def test_an_outbox_whose_transaction_cannot_begin_leaves_the_partitions_batch_to
 
 def test_an_outbox_whose_commit_fails_after_the_publish_is_sent_again_and_the_others_stay_sent(
         broker, scratch_queues, monkeypatch):
-    key = f"commit-fails-{uuid.uuid4()}"
-    queue = f"{scratch_queues}.{partition_for(key)}"
-    probe_rows(OutboxMessage, key, [1])
-    probe_rows(ScoresOutboxMessage, key, [1])
+    key, queue = rows_in_both_outboxes("commit-fails", scratch_queues)
     # given the Match Engine's database failing at commit
     tournament_db = connections["tournament"]
 
@@ -220,9 +220,7 @@ def test_an_outbox_whose_commit_fails_after_the_publish_is_sent_again_and_the_ot
 
 
 def test_a_failed_publish_leaves_every_outboxs_rows_of_the_batch_pending(broker, scratch_queues):
-    key = f"publish-fails-{uuid.uuid4()}"
-    probe_rows(OutboxMessage, key, [1])
-    probe_rows(ScoresOutboxMessage, key, [1])
+    key, _queue = rows_in_both_outboxes("publish-fails", scratch_queues)
 
     # given a broker that refuses the batch
     class BrokenPublisher(relay.CeleryPublisher):
