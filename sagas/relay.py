@@ -307,7 +307,7 @@ def relay_partition(outboxes: list[type[AbstractOutboxMessage]], partition: int,
             reports[outbox].errors.append(error)
         logger.warning("partition %s: publish of %s rows failed: %s", partition, len(envelopes), exc)
         return PartitionOutcome(reports, broken)
-    except BaseException as exc:  # a time limit, say: nothing is marked SENT
+    except BaseException as exc:  # a worker shutting down (SystemExit, KeyboardInterrupt): nothing is marked SENT
         _close(opened, exc)
         raise
     for outbox, failure in _close(opened).items():
