@@ -296,9 +296,11 @@ def relay_partition(outboxes: list[type[AbstractOutboxMessage]], partition: int,
         if envelopes:
             publishing = True
             publisher.publish(partition, envelopes)
-    except Exception as exc:
+    except BaseException as exc:
         _close(opened, exc)
-        if not publishing:  # a claim's own error (not the database's): nothing was sent
+        # Only a failed publish is this partition's to record; a claim's own error (not the database's) or a
+        # worker shutting down goes up with every claim rolled back: nothing was sent.
+        if not publishing or not isinstance(exc, Exception):
             raise
         error = f"{exc.__class__.__name__}: {exc}"
         for outbox, ids in claimed.items():
@@ -307,9 +309,6 @@ def relay_partition(outboxes: list[type[AbstractOutboxMessage]], partition: int,
             reports[outbox].errors.append(error)
         logger.warning("partition %s: publish of %s rows failed: %s", partition, len(envelopes), exc)
         return PartitionOutcome(reports, broken)
-    except BaseException as exc:  # a worker shutting down (SystemExit, KeyboardInterrupt): nothing is marked SENT
-        _close(opened, exc)
-        raise
     for outbox, failure in _close(opened).items():
         broken[outbox] = failure
         claimed.pop(outbox, None)
